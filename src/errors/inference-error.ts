@@ -1,0 +1,15 @@
+import { VqaLlmError, type VqaLlmErrorOptions } from './vqa-llm-error.js';
+
+export type InferenceReason = 'session_failed' | 'bad_output' | 'worker_failed';
+
+/** Model inference failed; `reason` says why. */
+export class InferenceError extends VqaLlmError {
+  static override readonly errorName = 'InferenceError';
+  readonly reason: InferenceReason;
+
+  constructor(reason: InferenceReason, message: string, options: VqaLlmErrorOptions = {}) {
+    super(reason, message, options);
+    this.name = 'InferenceError';
+    this.reason = reason;
+  }
+}

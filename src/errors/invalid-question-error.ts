@@ -1,0 +1,15 @@
+import { VqaLlmError, type VqaLlmErrorOptions } from './vqa-llm-error.js';
+
+export type InvalidQuestionReason = 'empty' | 'too_long' | 'control_characters';
+
+/** The question cannot be used; `reason` says why. */
+export class InvalidQuestionError extends VqaLlmError {
+  static override readonly errorName = 'InvalidQuestionError';
+  readonly reason: InvalidQuestionReason;
+
+  constructor(reason: InvalidQuestionReason, message: string, options: VqaLlmErrorOptions = {}) {
+    super(reason, message, options);
+    this.name = 'InvalidQuestionError';
+    this.reason = reason;
+  }
+}

@@ -1,0 +1,15 @@
+import { VqaLlmError, type VqaLlmErrorOptions } from './vqa-llm-error.js';
+
+export type ModelDownloadReason = 'http_error' | 'checksum_mismatch' | 'network';
+
+/** Downloading a model failed; `reason` says why. */
+export class ModelDownloadError extends VqaLlmError {
+  static override readonly errorName = 'ModelDownloadError';
+  readonly reason: ModelDownloadReason;
+
+  constructor(reason: ModelDownloadReason, message: string, options: VqaLlmErrorOptions = {}) {
+    super(reason, message, options);
+    this.name = 'ModelDownloadError';
+    this.reason = reason;
+  }
+}

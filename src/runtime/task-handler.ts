@@ -1,0 +1,134 @@
+// Runs inference tasks. Loaded inside worker threads (inference-worker.ts) or, with `workers: 0`, in-process.
+import { performance } from 'node:perf_hooks';
+import { beamSearch } from '../generation/beam-search.js';
+import { greedySearch } from '../generation/greedy-search.js';
+import { InferenceError } from '../errors/inference-error.js';
+import { BlipStepDecoder, expandRows } from './blip-step-decoder.js';
+import { int64Tensor, OnnxGraph, type TensorData } from './onnx-session.js';
+import type {
+  CaptionTask,
+  CaptionTaskResult,
+  LoadTaskResult,
+  VqaTask,
+  VqaTaskResult,
+  WorkerModelSpec,
+  WorkerTask,
+} from './worker-protocol.js';
+
+type LoadedGraphs = Record<string, OnnxGraph>;
+
+// One entry per model: the graphs of a model are created once per thread and reused by every task.
+const loaded = new Map<string, Promise<LoadedGraphs>>();
+
+async function graphsFor(model: WorkerModelSpec): Promise<LoadedGraphs> {
+  let graphs = loaded.get(model.key);
+  if (!graphs) {
+    graphs = (async () => {
+      const entries = await Promise.all(
+        Object.entries(model.graphs).map(async ([name, file]) => [name, await OnnxGraph.create(file.path, { name, ...file }, model.session)] as const),
+      );
+      return Object.fromEntries(entries);
+    })();
+    loaded.set(model.key, graphs);
+    graphs.catch(() => loaded.delete(model.key));
+  }
+  return graphs;
+}
+
+function cancelled(flag?: SharedArrayBuffer): boolean {
+  return flag !== undefined && Atomics.load(new Int32Array(flag), 0) === 1;
+}
+
+function graph(graphs: LoadedGraphs, name: string): OnnxGraph {
+  const found = graphs[name];
+  if (!found) throw new InferenceError('session_failed', `The model has no "${name}" graph.`);
+  return found;
+}
+
+async function runCaption(task: CaptionTask): Promise<CaptionTaskResult> {
+  const graphs = await graphsFor(task.model);
+  let imageEmbeds = task.imageEmbeds;
+  let computed: TensorData | undefined;
+  let vision: number | undefined;
+  if (!imageEmbeds) {
+    if (!task.pixelValues) throw new InferenceError('bad_output', 'A caption task needs pixel values or image embeddings.');
+    const started = performance.now();
+    computed = (await graph(graphs, 'visionEncoder').run({ pixel_values: task.pixelValues })).image_embeds!;
+    vision = performance.now() - started;
+    imageEmbeds = computed;
+  }
+  if (cancelled(task.cancel)) return { tokenIds: [], imageEmbeds: computed, cancelled: true, timings: { vision, crossAttention: 0, decoder: 0, steps: 0 } };
+
+  const crossStarted = performance.now();
+  const cross = await graph(graphs, 'crossAttentionCache').run({ image_embeds: imageEmbeds });
+  const crossAttention = performance.now() - crossStarted;
+  const layers = Object.keys(cross).filter((name) => name.startsWith('cross_key.')).length;
+  const rows = Math.max(1, task.search.numBeams);
+  const decoder = new BlipStepDecoder(graph(graphs, 'textDecoder'), expandRows(cross, rows), layers);
+
+  const decodeStarted = performance.now();
+  const search = { ...task.search, isCancelled: () => cancelled(task.cancel) };
+  const result = rows > 1 ? await beamSearch(decoder, search) : await greedySearch(decoder, search);
+  return {
+    tokenIds: result.tokenIds,
+    imageEmbeds: computed,
+    cancelled: cancelled(task.cancel),
+    timings: { vision, crossAttention, decoder: performance.now() - decodeStarted, steps: result.steps },
+  };
+}
+
+async function runVqa(task: VqaTask): Promise<VqaTaskResult> {
+  const graphs = await graphsFor(task.model);
+  let imageEmbeds = task.imageEmbeds;
+  let computed: TensorData | undefined;
+  let vision: number | undefined;
+  if (!imageEmbeds) {
+    if (!task.pixelValues) throw new InferenceError('bad_output', 'A VQA task needs pixel values or image embeddings.');
+    const started = performance.now();
+    computed = (await graph(graphs, 'imageEncoder').run({ pixel_values: task.pixelValues })).image_embeds!;
+    vision = performance.now() - started;
+    imageEmbeds = computed;
+  }
+  if (cancelled(task.cancel)) return { logits: new Float32Array(0), imageEmbeds: computed, cancelled: true, timings: { vision, fusion: 0 } };
+  const started = performance.now();
+  const length = task.inputIds.length;
+  const outputs = await graph(graphs, 'fusion').run({
+    input_ids: int64Tensor(task.inputIds, [1, length]),
+    attention_mask: int64Tensor(task.attentionMask, [1, length]),
+    image_embeds: imageEmbeds,
+  });
+  return { logits: outputs.logits!.data as Float32Array, imageEmbeds: computed, cancelled: false, timings: { vision, fusion: performance.now() - started } };
+}
+
+/** Dispatches one task. The same function serves worker threads and the in-process executor. */
+export async function handleTask(task: WorkerTask): Promise<CaptionTaskResult | VqaTaskResult | LoadTaskResult> {
+  switch (task.type) {
+    case 'caption':
+      return runCaption(task);
+    case 'vqa':
+      return runVqa(task);
+    case 'load': {
+      const graphs = await graphsFor(task.model);
+      return {
+        graphs: Object.fromEntries(
+          Object.entries(graphs).map(([name, loadedGraph]) => [name, { inputNames: [...loadedGraph.inputNames], outputNames: [...loadedGraph.outputNames] }]),
+        ),
+      };
+    }
+    default:
+      throw new InferenceError('worker_failed', `Unknown task type ${(task as { type: string }).type}.`);
+  }
+}
+
+/** Releases the sessions this thread holds for the given models. */
+export async function releaseModels(keys: string[]): Promise<void> {
+  const all = keys.flatMap((key) => {
+    const graphs = loaded.get(key);
+    loaded.delete(key);
+    return graphs ? [graphs] : [];
+  });
+  for (const graphs of all) {
+    const settled = await graphs.catch(() => undefined);
+    if (settled) await Promise.all(Object.values(settled).map((loadedGraph) => loadedGraph.dispose()));
+  }
+}

@@ -1,0 +1,65 @@
+// Messages between the main thread and inference workers. Plain data only: everything here is structured-cloned.
+import type { GraphSessionOptions, TensorData, TensorSpecLike } from './onnx-session.js';
+import type { SearchOptions } from '../generation/types.js';
+
+export interface GraphFile {
+  path: string;
+  inputs: TensorSpecLike[];
+  outputs: TensorSpecLike[];
+}
+
+/** Everything a worker needs to open a model: no manifest parsing happens off the main thread. */
+export interface WorkerModelSpec {
+  /** Unique per folder and session settings: workers cache loaded graphs under it. */
+  key: string;
+  kind: 'blip-captioner' | 'vle-vqa';
+  graphs: Record<string, GraphFile>;
+  session: GraphSessionOptions;
+}
+
+export interface CaptionTask {
+  type: 'caption';
+  model: WorkerModelSpec;
+  /** One of the two: pixels when the image embeddings are not cached yet. */
+  pixelValues?: TensorData;
+  imageEmbeds?: TensorData;
+  search: Omit<SearchOptions, 'isCancelled'>;
+  /** Int32Array(1) over a SharedArrayBuffer: the main thread sets it to 1 to stop a decode between steps. */
+  cancel?: SharedArrayBuffer;
+}
+
+export interface VqaTask {
+  type: 'vqa';
+  model: WorkerModelSpec;
+  pixelValues?: TensorData;
+  imageEmbeds?: TensorData;
+  inputIds: number[];
+  attentionMask: number[];
+  cancel?: SharedArrayBuffer;
+}
+
+export interface LoadTask {
+  type: 'load';
+  model: WorkerModelSpec;
+}
+
+export type WorkerTask = CaptionTask | VqaTask | LoadTask;
+
+export interface CaptionTaskResult {
+  tokenIds: number[];
+  /** Returned only when the worker computed them, so the main thread can cache them. */
+  imageEmbeds?: TensorData;
+  cancelled: boolean;
+  timings: { vision?: number; crossAttention: number; decoder: number; steps: number };
+}
+
+export interface VqaTaskResult {
+  logits: Float32Array;
+  imageEmbeds?: TensorData;
+  cancelled: boolean;
+  timings: { vision?: number; fusion: number };
+}
+
+export interface LoadTaskResult {
+  graphs: Record<string, { inputNames: string[]; outputNames: string[] }>;
+}

@@ -1,0 +1,74 @@
+import { readFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { ModelIntegrityError } from '../errors/model-integrity-error.js';
+import { checkModelFolder, type ModelManifest } from '../models/manifest.js';
+import { loadTokenizer, type Tokenizer } from '../models/tokenizer.js';
+import { parsePreprocessorConfig } from '../image/preprocessor-config.js';
+import type { PreprocessorConfig } from '../types.js';
+import type { GraphSessionOptions } from './onnx-session.js';
+import type { WorkerModelSpec } from './worker-protocol.js';
+
+export interface LoadedModelFolder {
+  folder: string;
+  manifest: ModelManifest;
+  config: Record<string, unknown>;
+  preprocessor: PreprocessorConfig;
+  tokenizer: Tokenizer;
+  spec: WorkerModelSpec;
+}
+
+export interface ModelFolderOptions {
+  session?: GraphSessionOptions;
+  /** Use the `variants.int8` graphs where the folder has them. */
+  quantized?: boolean;
+  /** Recompute every file's sha256 before loading (slow for real models; `vqa-llm models verify` does it too). */
+  verifyChecksums?: boolean;
+}
+
+/** Reads a model folder's manifest, configs and tokenizer on the main thread; workers get only file paths. */
+export async function loadModelFolder(folder: string, kind: WorkerModelSpec['kind'], options: ModelFolderOptions = {}): Promise<LoadedModelFolder> {
+  const manifest = await checkModelFolder(folder, { kind, verifyChecksums: options.verifyChecksums ?? false });
+  const [config, preprocessorJson, tokenizer] = await Promise.all([
+    readJson(folder, 'config.json'),
+    readJson(folder, 'preprocessor_config.json'),
+    loadTokenizer(folder),
+  ]);
+  const preprocessor = parsePreprocessorConfig(preprocessorJson, join(folder, 'preprocessor_config.json'));
+  const graphs: WorkerModelSpec['graphs'] = {};
+  for (const [name, graph] of Object.entries(manifest.graphs)) {
+    const file = options.quantized && graph.variants?.int8 ? graph.variants.int8 : graph.file;
+    graphs[name] = { path: join(folder, file), inputs: graph.inputs, outputs: graph.outputs };
+  }
+  const session = options.session ?? {};
+  const spec: WorkerModelSpec = {
+    key: `${folder}|${options.quantized ? 'int8' : 'fp32'}|${session.intraOpNumThreads ?? 1}|${session.graphOptimizationLevel ?? 'all'}`,
+    kind,
+    graphs,
+    session,
+  };
+  return { folder, manifest, config: config as Record<string, unknown>, preprocessor, tokenizer, spec };
+}
+
+export async function readJson(folder: string, file: string): Promise<unknown> {
+  const path = join(folder, file);
+  let text: string;
+  try {
+    text = await readFile(path, 'utf8');
+  } catch (error) {
+    throw new ModelIntegrityError('missing_file', `${path} is missing.`, { hint: 'Export the model folder again with `vqa-llm models export`.', cause: error });
+  }
+  try {
+    return JSON.parse(text) as unknown;
+  } catch (error) {
+    throw new ModelIntegrityError('bad_manifest', `${path} is not valid JSON: ${(error as Error).message}.`, { cause: error });
+  }
+}
+
+/** A required number in a config object; the exporter writes every value out, so absence is a broken folder. */
+export function configNumber(config: Record<string, unknown>, key: string, source: string): number {
+  const value = config[key];
+  if (typeof value !== 'number' || !Number.isFinite(value)) {
+    throw new ModelIntegrityError('bad_manifest', `${source} has no numeric "${key}".`, { hint: 'Export the model folder again with `vqa-llm models export`.' });
+  }
+  return value;
+}

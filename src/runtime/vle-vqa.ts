@@ -1,0 +1,144 @@
+import { performance } from 'node:perf_hooks';
+import { InvalidQuestionError } from '../errors/invalid-question-error.js';
+import { ModelIntegrityError } from '../errors/model-integrity-error.js';
+import type { Candidate, CandidatesOptions, CandidatesResult, ImageInput } from '../types.js';
+import { checkInteger, type VisionModelOptions } from './blip-captioner.js';
+import { EmbeddingCache } from './embedding-cache.js';
+import { createExecutor, defaultThreadsPerWorker, type Executor } from './executor.js';
+import { embeddingsOrPixels, loadTimed, runCancellable } from './image-stage.js';
+import { configNumber, loadModelFolder, type LoadedModelFolder } from './model-loader.js';
+import { softmax, topKIndices } from './tensor-ops.js';
+import type { VqaTaskResult } from './worker-protocol.js';
+
+const defaultEmbeddingCacheBytes = 256 * 1024 * 1024;
+export const DEFAULT_TOP_K = 5;
+
+/**
+ * VLE visual question answering: the top-k answers with softmax scores, as the upstream VLE pipeline reports
+ * them. Image embeddings are cached per image, so a second question about the same image runs only the fusion graph.
+ *
+ * @example
+ * const vqa = await VleVqa.load('models-data/vle-base-for-vqa');
+ * const { candidates } = await vqa.candidates('dogs.jpg', 'How many dogs are there?', { topK: 3 });
+ */
+export class VleVqa {
+  private readonly embeddings: EmbeddingCache;
+
+  private constructor(
+    private readonly model: LoadedModelFolder,
+    private readonly labels: string[],
+    private readonly maxQuestionTokens: number,
+    private readonly executor: Executor,
+    private readonly ownsExecutor: boolean,
+    private readonly options: VisionModelOptions,
+  ) {
+    this.embeddings = new EmbeddingCache(options.embeddingCacheBytes ?? defaultEmbeddingCacheBytes);
+  }
+
+  get name(): string {
+    return this.model.manifest.name;
+  }
+
+  get folder(): string {
+    return this.model.folder;
+  }
+
+  /** Every answer the classifier knows, by label id. */
+  get answers(): readonly string[] {
+    return this.labels;
+  }
+
+  static async load(folder: string, options: VisionModelOptions = {}): Promise<VleVqa> {
+    const workers = options.workers ?? 1;
+    const model = await loadModelFolder(folder, 'vle-vqa', {
+      quantized: options.quantized,
+      verifyChecksums: options.verifyChecksums,
+      session: { intraOpNumThreads: options.threads ?? defaultThreadsPerWorker(workers) },
+    });
+    const source = `${folder}/config.json`;
+    const labels = readLabels(model.config, source);
+    const maxQuestionTokens = configNumber(model.config, 'max_question_tokens', source);
+    const executor = options.executor ?? createExecutor({ workers });
+    const vqa = new VleVqa(model, labels, maxQuestionTokens, executor, !options.executor, options);
+    await executor.run({ type: 'load', model: model.spec });
+    return vqa;
+  }
+
+  /** The top-k answers for a question about an image. */
+  async candidates(image: ImageInput, question: string, options: CandidatesOptions = {}): Promise<CandidatesResult> {
+    const started = performance.now();
+    const topK = options.topK ?? DEFAULT_TOP_K;
+    checkInteger('topK', topK, 1, this.labels.length);
+    const inputIds = this.tokenize(question);
+    const loaded = await loadTimed(image, { limits: this.options.imageLimits, signal: options.signal });
+    const stage = await embeddingsOrPixels(loaded, this.model.preprocessor, this.embeddings, options.signal);
+    const result = await runCancellable<VqaTaskResult>(
+      this.executor,
+      {
+        type: 'vqa',
+        model: this.model.spec,
+        pixelValues: stage.pixelValues,
+        imageEmbeds: stage.imageEmbeds,
+        inputIds,
+        attentionMask: inputIds.map(() => 1),
+      },
+      options.signal,
+    );
+    if (result.imageEmbeds) this.embeddings.set(stage.image.hash, result.imageEmbeds);
+    const probabilities = softmax(result.logits);
+    const candidates: Candidate[] = topKIndices(probabilities, topK).map((index) => ({ answer: this.labels[index]!, score: probabilities[index]! }));
+    return {
+      candidates,
+      imageCached: stage.imageEmbeds !== undefined,
+      timings: {
+        ...stage.timings,
+        ...(result.timings.vision === undefined ? {} : { vision: result.timings.vision }),
+        fusion: result.timings.fusion,
+        total: performance.now() - started,
+      },
+      model: this.name,
+    };
+  }
+
+  /** `[CLS] question [SEP]` ids; a question longer than the model was fine-tuned on is refused, not silently cut. */
+  tokenize(question: string): number[] {
+    if (typeof question !== 'string' || question.trim() === '') {
+      throw new InvalidQuestionError('empty', 'The question is empty.', { hint: 'Ask something about the image.' });
+    }
+    const ids = this.model.tokenizer.encode(question.trim(), { addSpecialTokens: true });
+    if (ids.length > this.maxQuestionTokens) {
+      throw new InvalidQuestionError(
+        'too_long',
+        `The question is ${ids.length} tokens long; ${this.name} accepts at most ${this.maxQuestionTokens} (special tokens included).`,
+        { hint: 'Shorten the question.' },
+      );
+    }
+    return ids;
+  }
+
+  clearCache(): void {
+    this.embeddings.clear();
+  }
+
+  async dispose(): Promise<void> {
+    this.clearCache();
+    if (this.ownsExecutor) await this.executor.destroy();
+  }
+}
+
+function readLabels(config: Record<string, unknown>, source: string): string[] {
+  const id2label = config.id2label;
+  if (typeof id2label !== 'object' || id2label === null) {
+    throw new ModelIntegrityError('bad_manifest', `${source} has no "id2label".`, { hint: 'Export the model folder again with `vqa-llm models export`.' });
+  }
+  const entries = Object.entries(id2label as Record<string, unknown>);
+  const labels = new Array<string>(entries.length);
+  for (const [key, value] of entries) {
+    const index = Number(key);
+    if (!Number.isInteger(index) || index < 0 || index >= entries.length || typeof value !== 'string') {
+      throw new ModelIntegrityError('bad_manifest', `${source} has a bad id2label entry ${JSON.stringify(key)}: ${JSON.stringify(value)}.`);
+    }
+    labels[index] = value;
+  }
+  return labels;
+}

@@ -1,0 +1,108 @@
+import os from 'node:os';
+import path from 'node:path';
+
+/**
+ * Folder name (under the models directory) of the captioning model used when none is named.
+ *
+ * @example
+ * const folder = await resolveModel(DEFAULT_CAPTION_MODEL);
+ */
+export const DEFAULT_CAPTION_MODEL = 'blip-image-captioning-base';
+
+/**
+ * Folder name (under the models directory) of the VQA model used when none is named.
+ *
+ * @example
+ * const folder = await resolveModel(DEFAULT_VQA_MODEL);
+ */
+export const DEFAULT_VQA_MODEL = 'vle-base-for-vqa';
+
+/**
+ * Environment variables read by model resolution. Options passed in code always win over them.
+ *
+ * @example
+ * process.env[MODEL_ENV.modelsDir] = '/srv/models';
+ */
+export const MODEL_ENV = {
+  /** Folder holding model folders looked up by bare name. */
+  modelsDir: 'VQA_LLM_MODELS',
+  /** Folder where downloaded models are kept. */
+  cacheDir: 'VQA_LLM_CACHE',
+  /** Base URL of the hub that `owner/name` specs download from. */
+  hubUrl: 'VQA_LLM_HUB_URL',
+  /** `1` or `true` forbids every network access during resolution. */
+  offline: 'VQA_LLM_OFFLINE',
+  /** Bearer token sent to huggingface.co only (never to other hosts), for private repositories. */
+  hubToken: 'HF_TOKEN',
+} as const;
+
+/** The manifest's file name inside every model folder. */
+export const MANIFEST_FILE = 'vqa-llm.json';
+
+/** Hub used for `owner/name` specs when neither the option nor `VQA_LLM_HUB_URL` names one. */
+export const DEFAULT_HUB_URL = 'https://huggingface.co';
+
+/** Revision downloaded when neither the spec (`owner/name@rev`) nor the option names one. */
+export const DEFAULT_REVISION = 'main';
+
+/**
+ * Where bare model names are looked up: `VQA_LLM_MODELS`, else `$XDG_DATA_HOME/vqa-llm/models`,
+ * else `~/.local/share/vqa-llm/models`. A per-user folder rather than one relative to the working
+ * directory, so that a server, the CLI and a script started from anywhere find the same models.
+ *
+ * @example
+ * defaultModelsDir({}); // '/home/me/.local/share/vqa-llm/models'
+ * defaultModelsDir({ VQA_LLM_MODELS: './models-data' }); // '/current/dir/models-data'
+ */
+export function defaultModelsDir(env: NodeJS.ProcessEnv = process.env): string {
+  const fromEnv = env[MODEL_ENV.modelsDir];
+  if (fromEnv) return path.resolve(expandHome(fromEnv));
+  const dataHome = env.XDG_DATA_HOME ? path.resolve(env.XDG_DATA_HOME) : path.join(os.homedir(), '.local', 'share');
+  return path.join(dataHome, 'vqa-llm', 'models');
+}
+
+/**
+ * Where downloaded models are kept: `VQA_LLM_CACHE`, else `$XDG_CACHE_HOME/vqa-llm`, else
+ * `~/.cache/vqa-llm`.
+ *
+ * @example
+ * defaultCacheDir({}); // '/home/me/.cache/vqa-llm'
+ */
+export function defaultCacheDir(env: NodeJS.ProcessEnv = process.env): string {
+  const fromEnv = env[MODEL_ENV.cacheDir];
+  if (fromEnv) return path.resolve(expandHome(fromEnv));
+  const cacheHome = env.XDG_CACHE_HOME ? path.resolve(env.XDG_CACHE_HOME) : path.join(os.homedir(), '.cache');
+  return path.join(cacheHome, 'vqa-llm');
+}
+
+/**
+ * The hub base URL: `VQA_LLM_HUB_URL`, else `https://huggingface.co`, without a trailing slash.
+ *
+ * @example
+ * defaultHubUrl({ VQA_LLM_HUB_URL: 'http://127.0.0.1:8080/' }); // 'http://127.0.0.1:8080'
+ */
+export function defaultHubUrl(env: NodeJS.ProcessEnv = process.env): string {
+  return (env[MODEL_ENV.hubUrl] || DEFAULT_HUB_URL).replace(/\/+$/, '');
+}
+
+/**
+ * True when `VQA_LLM_OFFLINE` is `1`, `true` or `yes` (any case).
+ *
+ * @example
+ * isOfflineByEnv({ VQA_LLM_OFFLINE: '1' }); // true
+ */
+export function isOfflineByEnv(env: NodeJS.ProcessEnv = process.env): boolean {
+  return /^(1|true|yes)$/i.test(env[MODEL_ENV.offline]?.trim() ?? '');
+}
+
+/**
+ * Expands a leading `~`: shells do it, but values from .env files and service units arrive unexpanded.
+ *
+ * @example
+ * expandHome('~/models'); // '/home/me/models'
+ */
+export function expandHome(value: string): string {
+  if (value === '~') return os.homedir();
+  if (value.startsWith('~/') || value.startsWith('~\\')) return path.join(os.homedir(), value.slice(2));
+  return value;
+}

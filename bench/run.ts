@@ -1,0 +1,187 @@
+// `npm run bench`: per-stage latency of the vision runtime (first question on an image, then a follow-up
+// question), peak RSS, and achieved GFLOP/s against an onnxruntime MatMul ceiling measured in the same run.
+// Runs on the tiny test models always, and on the full-size stand-ins when `npm run models:full-size` made them.
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { availableParallelism } from 'node:os';
+import { join } from 'node:path';
+import { performance } from 'node:perf_hooks';
+import { parseArgs } from 'node:util';
+import { OnnxGraph, floatTensor } from '../src/runtime/onnx-session.js';
+import { createVisionModels } from '../src/runtime/vision-models.js';
+import { packageRoot } from '../src/paths.js';
+import { transformerFlops, type FlopEstimate } from './flops.js';
+
+interface StageSummary {
+  [stage: string]: number;
+}
+
+interface ModelSetResult {
+  name: string;
+  captionModel: string;
+  vqaModel: string;
+  iterations: number;
+  firstQuestion: StageSummary;
+  followUpQuestion: StageSummary;
+  gflops: Record<string, { gflop: number; ms: number; gflopPerSecond: number; shareOfCeiling: number }>;
+  loadMs: number;
+  peakRssMiB: number;
+}
+
+const root = packageRoot();
+const { values: args } = parseArgs({
+  options: {
+    'tiny-only': { type: 'boolean', default: false },
+    iterations: { type: 'string' },
+    image: { type: 'string' },
+    out: { type: 'string', default: join(root, 'bench', 'out', 'runtime.json') },
+  },
+});
+
+function median(values: number[]): number {
+  const sorted = [...values].sort((left, right) => left - right);
+  const middle = Math.floor(sorted.length / 2);
+  return sorted.length % 2 ? sorted[middle]! : (sorted[middle - 1]! + sorted[middle]!) / 2;
+}
+
+function summarize(samples: StageSummary[]): StageSummary {
+  const keys = [...new Set(samples.flatMap((sample) => Object.keys(sample)))];
+  return Object.fromEntries(keys.map((key) => [key, round(median(samples.map((sample) => sample[key] ?? 0)))]));
+}
+
+function round(value: number, digits = 2): number {
+  const scale = 10 ** digits;
+  return Math.round(value * scale) / scale;
+}
+
+/** Best-of-N MatMul throughput: the most onnxruntime's CPU kernels reach on this machine with these threads. */
+async function matmulCeiling(threads: number): Promise<number> {
+  const graph = await OnnxGraph.create(
+    join(root, 'bench', 'matmul.onnx'),
+    {
+      name: 'matmul',
+      inputs: [
+        { name: 'A', dtype: 'float32', shape: ['m', 'k'] },
+        { name: 'B', dtype: 'float32', shape: ['k', 'n'] },
+      ],
+      outputs: [{ name: 'Y', dtype: 'float32', shape: ['m', 'n'] }],
+    },
+    { intraOpNumThreads: threads },
+  );
+  const size = 1024;
+  const a = floatTensor(Float32Array.from({ length: size * size }, (_, index) => ((index * 7) % 13) / 13), [size, size]);
+  const b = floatTensor(Float32Array.from({ length: size * size }, (_, index) => ((index * 5) % 11) / 11), [size, size]);
+  await graph.run({ A: a, B: b });
+  let best = Number.POSITIVE_INFINITY;
+  for (let repeat = 0; repeat < 8; repeat += 1) {
+    const started = performance.now();
+    await graph.run({ A: a, B: b });
+    best = Math.min(best, performance.now() - started);
+  }
+  await graph.dispose();
+  return (2 * size ** 3) / (best / 1000) / 1e9;
+}
+
+async function benchModelSet(name: string, modelsDir: string, captionModel: string, vqaModel: string, image: string, iterations: number, ceiling: number): Promise<ModelSetResult> {
+  const loadStarted = performance.now();
+  const vision = await createVisionModels({ modelsDir, captionModel, vqaModel, offline: true });
+  const loadMs = performance.now() - loadStarted;
+  const bytes = readFileSync(image);
+  const first: StageSummary[] = [];
+  const followUp: StageSummary[] = [];
+  try {
+    // One unmeasured round warms onnxruntime's allocators and kernels.
+    await Promise.all([vision.caption(bytes), vision.candidates(bytes, 'What is in the picture?')]);
+    for (let iteration = 0; iteration < iterations; iteration += 1) {
+      vision.captioner.clearCache();
+      vision.vqa.clearCache();
+      const started = performance.now();
+      const [caption, answers] = await Promise.all([vision.caption(bytes), vision.candidates(bytes, 'What is in the picture?')]);
+      const wall = performance.now() - started;
+      first.push({
+        wall,
+        decode: caption.timings.decode ?? 0,
+        captionPreprocess: caption.timings.preprocess ?? 0,
+        captionVision: caption.timings.vision ?? 0,
+        crossAttention: caption.timings.crossAttention ?? 0,
+        decoder: caption.timings.decoder ?? 0,
+        captionTotal: caption.timings.total ?? 0,
+        vqaPreprocess: answers.timings.preprocess ?? 0,
+        vqaVision: answers.timings.vision ?? 0,
+        fusion: answers.timings.fusion ?? 0,
+        vqaTotal: answers.timings.total ?? 0,
+        captionTokens: caption.tokenIds.length,
+      });
+      const followStarted = performance.now();
+      const [cachedCaption, cachedAnswers] = await Promise.all([vision.caption(bytes), vision.candidates(bytes, 'How many are there?')]);
+      followUp.push({
+        wall: performance.now() - followStarted,
+        decode: cachedAnswers.timings.decode ?? 0,
+        fusion: cachedAnswers.timings.fusion ?? 0,
+        vqaTotal: cachedAnswers.timings.total ?? 0,
+        captionTotal: cachedCaption.timings.total ?? 0,
+      });
+      if (!cachedAnswers.imageCached || !cachedCaption.cached) throw new Error('the follow-up question did not hit the per-image caches');
+    }
+  } finally {
+    await vision.dispose();
+  }
+  const firstSummary = summarize(first);
+  const estimates: Record<string, FlopEstimate | undefined> = transformerFlops(join(modelsDir, captionModel), join(modelsDir, vqaModel));
+  const gflops: ModelSetResult['gflops'] = {};
+  const stageOf: Record<string, string> = { captionVision: 'captionVision', vqaVision: 'vqaVision', fusion: 'fusion' };
+  for (const [stage, key] of Object.entries(stageOf)) {
+    const estimate = estimates[stage];
+    const ms = firstSummary[key];
+    if (!estimate || !ms) continue;
+    const gflopPerSecond = estimate.gflop / (ms / 1000);
+    gflops[stage] = { gflop: round(estimate.gflop, 3), ms, gflopPerSecond: round(gflopPerSecond), shareOfCeiling: round(gflopPerSecond / ceiling, 3) };
+  }
+  return {
+    name,
+    captionModel,
+    vqaModel,
+    iterations,
+    firstQuestion: firstSummary,
+    followUpQuestion: summarize(followUp),
+    gflops,
+    loadMs: round(loadMs),
+    peakRssMiB: round(process.resourceUsage().maxRSS / 1024, 1),
+  };
+}
+
+function printResult(result: ModelSetResult): void {
+  console.log(`\n## ${result.name} (${result.captionModel} + ${result.vqaModel}), median of ${result.iterations}`);
+  console.log(`load ${result.loadMs} ms, peak RSS so far ${result.peakRssMiB} MiB`);
+  console.log('first question on an image (caption and candidates concurrently), ms:');
+  console.table(result.firstQuestion);
+  console.log('follow-up question on the same image (cached caption and image embeddings), ms:');
+  console.table(result.followUpQuestion);
+  if (Object.keys(result.gflops).length > 0) console.table(result.gflops);
+}
+
+async function main(): Promise<void> {
+  const cores = availableParallelism();
+  const image = args.image ?? (existsSync(join(root, '..', 'shared', 'images', 'dogs.jpg')) ? join(root, '..', 'shared', 'images', 'dogs.jpg') : join(root, 'test', 'fixtures', 'images', 'fishing.jpg'));
+  console.log(`vqa-llm runtime benchmark: ${cores} cores, node ${process.version}, image ${image}`);
+  const perModelThreads = Math.max(1, Math.floor(cores / 2));
+  const ceiling = await matmulCeiling(perModelThreads);
+  const ceilingAll = await matmulCeiling(cores);
+  console.log(`onnxruntime MatMul 1024^3 ceiling: ${round(ceiling)} GFLOP/s with ${perModelThreads} thread(s) (one model's share), ${round(ceilingAll)} GFLOP/s with ${cores}`);
+
+  const results: ModelSetResult[] = [];
+  const iterations = args.iterations ? Number(args.iterations) : undefined;
+  results.push(await benchModelSet('tiny test models', join(root, 'test', 'fixtures', 'models'), 'tiny-blip', 'tiny-vle', image, iterations ?? 20, ceiling));
+  printResult(results.at(-1)!);
+  const fullSize = join(root, 'models', 'full-size');
+  if (!args['tiny-only'] && existsSync(join(fullSize, 'blip-base-standin')) && existsSync(join(fullSize, 'vle-base-standin'))) {
+    results.push(await benchModelSet('full-size stand-ins (random weights, real dimensions)', fullSize, 'blip-base-standin', 'vle-base-standin', image, iterations ?? 3, ceiling));
+    printResult(results.at(-1)!);
+  } else if (!args['tiny-only']) {
+    console.log('\nFull-size stand-ins not found: `npm run models:full-size` writes them to models/full-size/ (needs python3-torch, ~10 min).');
+  }
+  mkdirSync(join(root, 'bench', 'out'), { recursive: true });
+  writeFileSync(args.out!, `${JSON.stringify({ machine: { cores, node: process.version }, matmulCeilingGflops: { threads: perModelThreads, value: round(ceiling), allCores: round(ceilingAll) }, results }, null, 2)}\n`);
+  console.log(`\nWrote ${args.out}`);
+}
+
+await main();

@@ -1,0 +1,15 @@
+import type { ImageLimits } from '../types.js';
+
+/** The limits `loadImage` enforces when an option is not given; the one place they are defined. */
+export const DEFAULT_IMAGE_LIMITS: Readonly<Required<ImageLimits>> = Object.freeze({
+  maxBytes: 20 * 1024 * 1024,
+  maxPixels: 40_000_000,
+  minSide: 1,
+  maxAspectRatio: 32,
+});
+
+/** How long an http(s) download may take, headers and body together. */
+export const DEFAULT_FETCH_TIMEOUT_MS = 30_000;
+
+/** Redirects followed before a download is given up. */
+export const MAX_REDIRECTS = 3;

@@ -1,4 +1,5 @@
 import { createHash } from 'node:crypto';
+import { existsSync } from 'node:fs';
 import { mkdir, mkdtemp, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -297,5 +298,23 @@ describe('defaults', () => {
     expect(isOfflineByEnv({ VQA_LLM_OFFLINE: '1' })).toBe(true);
     expect(isOfflineByEnv({ VQA_LLM_OFFLINE: '0' })).toBe(false);
     expect(isOfflineByEnv({})).toBe(false);
+  });
+});
+
+/** The test models are made by `npm run models:test`; these run once they exist. */
+describe.each([
+  { name: 'tiny-blip', kind: 'blip-captioner' },
+  { name: 'tiny-vle', kind: 'vle-vqa' },
+])('resolveModel on test/fixtures/models/$name', ({ name, kind }) => {
+  const modelsDir = path.resolve('test/fixtures/models');
+  const present = existsSync(path.join(modelsDir, name, 'vqa-llm.json'));
+
+  it.skipIf(!present)('should resolve by name and pass the checksum verification', async () => {
+    const folder = await resolveModel(name, { modelsDir, kind: kind as 'blip-captioner' | 'vle-vqa', offline: true });
+    expect(folder).toBe(path.join(modelsDir, name));
+    const manifest = await checkModelFolder(folder, { verifyChecksums: true });
+    expect(manifest.kind).toBe(kind);
+    const files = await readModelJsonFiles(folder, manifest);
+    expect(files.config).toBeTypeOf('object');
   });
 });

@@ -1,7 +1,8 @@
 import { performance } from 'node:perf_hooks';
 import { LRUCache } from 'lru-cache';
 import { InvalidOptionError } from '../errors/invalid-option-error.js';
-import type { CaptionOptions, CaptionResult, ImageInput, ImageLimits } from '../types.js';
+import type { CaptionOptions, CaptionResult, FloatTensor, ImageInput, ImageLimits, StageTimings } from '../types.js';
+import type { TensorData } from './onnx-session.js';
 import { EmbeddingCache } from './embedding-cache.js';
 import { createExecutor, defaultThreadsPerWorker, type Executor } from './executor.js';
 import { embeddingsOrPixels, loadTimed, runCancellable } from './image-stage.js';
@@ -102,6 +103,33 @@ export class BlipCaptioner {
     if (cached) return { ...cached, cached: true, timings: { ...loaded.timings, total: performance.now() - started } };
     const stage = await embeddingsOrPixels(loaded, this.model.preprocessor, this.embeddings, options.signal);
 
+    const caption = await this.generate(stage, promptIds, search, options.signal, started);
+    if (caption.imageEmbeds) this.embeddings.set(stage.image.hash, caption.imageEmbeds);
+    delete caption.imageEmbeds;
+    this.captions.set(cacheKey, caption);
+    return caption;
+  }
+
+  /**
+   * Captions already preprocessed pixels (`[1, 3, H, W]`, as `preprocessor_config.json` describes). Nothing is
+   * cached: there are no image bytes to key on.
+   */
+  async captionPixels(pixelValues: FloatTensor, options: CaptionOptions = {}): Promise<CaptionResult> {
+    const started = performance.now();
+    const promptIds = this.promptIds(options.prefix);
+    const search = this.searchOptions(options, promptIds.length);
+    const caption = await this.generate({ pixelValues: { type: 'float32', data: pixelValues.data, dims: [...pixelValues.dims] }, timings: {} }, promptIds, search, options.signal, started);
+    delete caption.imageEmbeds;
+    return caption;
+  }
+
+  private async generate(
+    stage: { pixelValues?: TensorData; imageEmbeds?: TensorData; timings: StageTimings },
+    promptIds: number[],
+    search: ReturnType<BlipCaptioner['searchOptions']>,
+    signal: AbortSignal | undefined,
+    started: number,
+  ): Promise<CaptionResult & { imageEmbeds?: TensorData }> {
     const result = await runCancellable<CaptionTaskResult>(
       this.executor,
       {
@@ -111,10 +139,9 @@ export class BlipCaptioner {
         imageEmbeds: stage.imageEmbeds,
         search: { ...search, promptIds, eosTokenId: this.generation.eosTokenId },
       },
-      options.signal,
+      signal,
     );
-    if (result.imageEmbeds) this.embeddings.set(stage.image.hash, result.imageEmbeds);
-    const caption: CaptionResult = {
+    return {
       caption: this.decode(promptIds, result.tokenIds),
       tokenIds: result.tokenIds,
       cached: false,
@@ -126,9 +153,8 @@ export class BlipCaptioner {
         total: performance.now() - started,
       },
       model: this.name,
+      imageEmbeds: result.imageEmbeds,
     };
-    this.captions.set(cacheKey, caption);
-    return caption;
   }
 
   /** Prompt ids: `[bos]`, or the prefix's ids with `[CLS]` replaced by bos and the trailing `[SEP]` dropped. */

@@ -1,7 +1,8 @@
 import { performance } from 'node:perf_hooks';
 import { InvalidQuestionError } from '../errors/invalid-question-error.js';
 import { ModelIntegrityError } from '../errors/model-integrity-error.js';
-import type { Candidate, CandidatesOptions, CandidatesResult, ImageInput } from '../types.js';
+import type { Candidate, CandidatesOptions, CandidatesResult, FloatTensor, ImageInput, StageTimings } from '../types.js';
+import type { TensorData } from './onnx-session.js';
 import { checkInteger, type VisionModelOptions } from './blip-captioner.js';
 import { EmbeddingCache } from './embedding-cache.js';
 import { createExecutor, defaultThreadsPerWorker, type Executor } from './executor.js';
@@ -72,6 +73,30 @@ export class VleVqa {
     const inputIds = this.tokenize(question);
     const loaded = await loadTimed(image, { limits: this.options.imageLimits, signal: options.signal });
     const stage = await embeddingsOrPixels(loaded, this.model.preprocessor, this.embeddings, options.signal);
+    const result = await this.answer(stage, inputIds, topK, options.signal, started);
+    if (result.imageEmbeds) this.embeddings.set(stage.image.hash, result.imageEmbeds);
+    delete result.imageEmbeds;
+    return { ...result, imageCached: stage.imageEmbeds !== undefined };
+  }
+
+  /** Candidates for already preprocessed pixels (`[1, 3, H, W]`). Nothing is cached. */
+  async candidatesForPixels(pixelValues: FloatTensor, question: string, options: CandidatesOptions = {}): Promise<CandidatesResult> {
+    const started = performance.now();
+    const topK = options.topK ?? DEFAULT_TOP_K;
+    checkInteger('topK', topK, 1, this.labels.length);
+    const inputIds = this.tokenize(question);
+    const result = await this.answer({ pixelValues: { type: 'float32', data: pixelValues.data, dims: [...pixelValues.dims] }, timings: {} }, inputIds, topK, options.signal, started);
+    delete result.imageEmbeds;
+    return result;
+  }
+
+  private async answer(
+    stage: { pixelValues?: TensorData; imageEmbeds?: TensorData; timings: StageTimings },
+    inputIds: number[],
+    topK: number,
+    signal: AbortSignal | undefined,
+    started: number,
+  ): Promise<CandidatesResult & { imageEmbeds?: TensorData }> {
     const result = await runCancellable<VqaTaskResult>(
       this.executor,
       {
@@ -82,14 +107,13 @@ export class VleVqa {
         inputIds,
         attentionMask: inputIds.map(() => 1),
       },
-      options.signal,
+      signal,
     );
-    if (result.imageEmbeds) this.embeddings.set(stage.image.hash, result.imageEmbeds);
     const probabilities = softmax(result.logits);
     const candidates: Candidate[] = topKIndices(probabilities, topK).map((index) => ({ answer: this.labels[index]!, score: probabilities[index]! }));
     return {
       candidates,
-      imageCached: stage.imageEmbeds !== undefined,
+      imageCached: false,
       timings: {
         ...stage.timings,
         ...(result.timings.vision === undefined ? {} : { vision: result.timings.vision }),
@@ -97,6 +121,7 @@ export class VleVqa {
         total: performance.now() - started,
       },
       model: this.name,
+      imageEmbeds: result.imageEmbeds,
     };
   }
 

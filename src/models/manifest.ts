@@ -6,6 +6,7 @@ import path from 'node:path';
 import { ModelIntegrityError } from '../errors/model-integrity-error.js';
 import { ModelNotFoundError } from '../errors/model-not-found-error.js';
 import type { ProgressCallback } from '../types.js';
+import { ByteProgress } from './byte-progress.js';
 import { MANIFEST_FILE, MODEL_ENV } from './defaults.js';
 
 /** The model kinds this version of the runtime can run. */
@@ -259,71 +260,7 @@ export async function sha256File(
   return hash.digest('hex');
 }
 
-/**
- * Turns byte counts over several files into the library's progress events: `start`, `progress`,
- * `done` per file and one `ready`. `loaded`/`total` are the current file's bytes; `progress` is the
- * percentage of all files' bytes, so it never goes backwards and one bar can show the whole task.
- */
-export class ByteProgress {
-  private loadedAll = 0;
-  private fileLoaded = 0;
-  private fileTotal = 0;
-  private file = '';
-  private lastReported = -1;
-
-  constructor(
-    private readonly task: string,
-    private readonly totalAll: number,
-    private readonly onProgress: ProgressCallback | undefined,
-  ) {}
-
-  startFile(file: string, total: number): void {
-    this.file = file;
-    this.fileLoaded = 0;
-    this.fileTotal = total;
-    this.onProgress?.({ status: 'start', task: this.task, file, total });
-  }
-
-  add(bytes: number): void {
-    this.fileLoaded += bytes;
-    this.loadedAll += bytes;
-    // Thousands of 64 KiB chunks per graph: report only when the tenth of a percent changes.
-    if (Math.floor(this.percent() * 10) > Math.floor(this.lastReported * 10)) this.report();
-  }
-
-  doneFile(file: string): void {
-    if (this.percent() !== this.lastReported) this.report();
-    this.onProgress?.({ status: 'done', task: this.task, file });
-  }
-
-  ready(): void {
-    if (this.lastReported < 100) {
-      this.loadedAll = this.totalAll;
-      this.report();
-    }
-    this.onProgress?.({ status: 'ready', task: this.task });
-  }
-
-  private percent(): number {
-    if (this.totalAll <= 0) return 100;
-    return Math.min(100, (this.loadedAll / this.totalAll) * 100);
-  }
-
-  private report(): void {
-    const progress = Math.max(this.percent(), this.lastReported, 0);
-    this.lastReported = progress;
-    this.onProgress?.({
-      status: 'progress',
-      task: this.task,
-      file: this.file,
-      loaded: this.fileLoaded,
-      total: this.fileTotal,
-      progress,
-    });
-  }
-}
-
-/** Throws `missing_folder`, naming the settings that choose model folders. */
+/** @internal Throws `missing_folder`, naming the settings that choose model folders. */
 export async function assertFolder(absolute: string): Promise<void> {
   try {
     const stats = await stat(absolute);
@@ -334,7 +271,7 @@ export async function assertFolder(absolute: string): Promise<void> {
   throw new ModelNotFoundError('missing_folder', `No model folder at ${absolute}.`, { hint: MODEL_SETTINGS_HINT });
 }
 
-/** Where users choose model folders; every not-found message names these. */
+/** @internal Where users choose model folders; every not-found message names these. */
 export const MODEL_SETTINGS_HINT =
   `Choose the models directory with --models DIR or ${MODEL_ENV.modelsDir}, or a folder per model with ` +
   '--caption-model and --vqa-model (a path, a folder name in the models directory, or a hub id owner/name).';
@@ -410,16 +347,18 @@ function validateManifest(value: unknown, origin: string): asserts value is Mode
   }
 }
 
-/** Manifests downloaded from the network choose file names: refuse anything that could escape the folder. */
+/** @internal Manifests downloaded from the network choose file names: refuse anything that could escape the folder. */
 export function isSafeRelativePath(file: string): boolean {
   if (file === '' || file.startsWith('/') || file.includes('\\') || file.includes('\0') || /^[a-zA-Z]:/.test(file)) return false;
   return file.split('/').every((segment) => segment !== '' && segment !== '.' && segment !== '..');
 }
 
+/** @internal */
 export function isRecord(value: unknown): value is Record<string, unknown> {
   return typeof value === 'object' && value !== null && !Array.isArray(value);
 }
 
+/** @internal */
 export function isNotFound(error: unknown): boolean {
   const code = (error as NodeJS.ErrnoException | undefined)?.code;
   return code === 'ENOENT' || code === 'ENOTDIR';

@@ -21,8 +21,8 @@ import {
   expandHome,
   isOfflineByEnv,
 } from './defaults.js';
+import { ByteProgress } from './byte-progress.js';
 import {
-  ByteProgress,
   MODEL_SETTINGS_HINT,
   checkModelFolder,
   isNotFound,
@@ -212,7 +212,7 @@ async function resolveRemote(source: RemoteSource, options: ResolveModelOptions)
       'missing_folder',
       `The model ${source.spec} is not in the cache (${folder}) and offline mode forbids downloading it from ${source.base}.`,
       {
-        hint: `Download it once with network access (unset ${MODEL_ENV.offline} or the offline option), set ${MODEL_ENV.cacheDir} to a cache that holds it, or point --caption-model/--vqa-model at a local folder.`,
+        hint: `Download it once with network access (\`vqa-llm models fetch ${source.spec}\`, without ${MODEL_ENV.offline} or the offline option), set ${MODEL_ENV.cacheDir} to a cache that holds it, or point --caption-model/--vqa-model at a local folder.`,
       },
     );
   }

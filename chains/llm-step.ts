@@ -1,0 +1,120 @@
+import type { BaseChatModel } from '@langchain/core/language_models/chat_models';
+import type { BaseMessage } from '@langchain/core/messages';
+import { parsePartialJson } from '@langchain/core/output_parsers';
+import type { Runnable, RunnableConfig } from '@langchain/core/runnables';
+import { parseAnswerText, VqaAnswerSchema, type VqaAnswer } from '../prompts/vqa-answer.js';
+import { VQA_PROMPT_DELIMITERS } from '../prompts/vqa-v1.js';
+import { VQA_CHAIN_DEFAULTS } from './defaults.js';
+import { classifyLlmError, LlmDeadlineError } from './fallback.js';
+import type { FallbackReason, StructuredOutputMode } from './types.js';
+
+export type LlmOutcome = { ok: true; value: VqaAnswer } | { ok: false; reason: FallbackReason };
+
+export interface LlmStepOptions {
+  llm: BaseChatModel;
+  structuredOutput: StructuredOutputMode;
+  timeoutMs: number;
+  retries: number;
+  /** The caller's RunnableConfig: its signal and callbacks reach the model. */
+  config: RunnableConfig;
+}
+
+/** The mode used when the chain's options do not say: JSON schemas where the model speaks OpenAI's API. */
+export function defaultStructuredOutput(llm: BaseChatModel): StructuredOutputMode {
+  return llm._llmType() === 'openai' ? 'json-schema' : 'prompt';
+}
+
+/** A readable name for `models.llm`: the model name where the class has one, else its type. */
+export function describeLlm(llm: BaseChatModel): string {
+  const model = (llm as unknown as { model?: unknown }).model;
+  return typeof model === 'string' && model !== '' ? model : llm._llmType();
+}
+
+// withStructuredOutput() would send the same response_format, but it hides the raw text that the tolerant parser
+// and the streamed sentence need, and on OpenAI's non-streaming path it throws on any reply that is not pure JSON
+// (servers that ignore response_format send prose). So the request is bound here and the reply parsed below.
+function withResponseFormat(llm: BaseChatModel, mode: StructuredOutputMode): Runnable<BaseMessage[], { text: string }> {
+  if (mode === 'prompt') return llm;
+  const responseFormat =
+    mode === 'json-object'
+      ? { type: 'json_object' }
+      : { type: 'json_schema', json_schema: { name: 'vqa_answer', description: VqaAnswerSchema.description, schema: VqaAnswerSchema, strict: true } };
+  return llm.withConfig({ response_format: responseFormat } as Partial<RunnableConfig>) as Runnable<BaseMessage[], { text: string }>;
+}
+
+function collapse(text: string): string {
+  return text.replace(/\s+/gu, ' ').trim();
+}
+
+// A reply can be valid JSON and still not be something to show a person.
+function checkUsable(value: VqaAnswer): LlmOutcome {
+  const shortAnswer = collapse(value.shortAnswer);
+  const answer = collapse(value.answer);
+  const unusable = (message: string): LlmOutcome => ({ ok: false, reason: { code: 'llm_unusable', message } });
+  if (shortAnswer === '' || answer === '') return unusable('The LLM returned an empty shortAnswer or answer.');
+  if (shortAnswer.length > VQA_CHAIN_DEFAULTS.maxShortAnswerLength) {
+    return unusable(`The LLM's shortAnswer is ${shortAnswer.length} characters long; at most ${VQA_CHAIN_DEFAULTS.maxShortAnswerLength} are shown.`);
+  }
+  if (answer.length > VQA_CHAIN_DEFAULTS.maxAnswerLength) {
+    return unusable(`The LLM's answer is ${answer.length} characters long; at most ${VQA_CHAIN_DEFAULTS.maxAnswerLength} are shown.`);
+  }
+  const lower = `${shortAnswer} ${answer}`.toLowerCase();
+  if (VQA_PROMPT_DELIMITERS.some((delimiter) => lower.includes(delimiter)) || lower.includes('you answer questions about a photo that you cannot see')) {
+    return unusable('The LLM echoed the prompt instead of answering.');
+  }
+  return { ok: true, value: { shortAnswer, answer } };
+}
+
+function partialAnswer(text: string): string | undefined {
+  const start = text.indexOf('{');
+  if (start === -1) return undefined;
+  const partial: unknown = parsePartialJson(text.slice(start));
+  const answer = typeof partial === 'object' && partial !== null ? (partial as Record<string, unknown>).answer : undefined;
+  return typeof answer === 'string' ? answer : undefined;
+}
+
+/**
+ * Asks the LLM and yields the `answer` field's text as it streams in; returns the checked answer or the reason to
+ * fall back. It throws only when the caller's own signal aborted: then the whole chain stops, as any Runnable does.
+ */
+export async function* runLlmStep(messages: BaseMessage[], options: LlmStepOptions): AsyncGenerator<string, LlmOutcome> {
+  const deadline = new AbortController();
+  const timer = setTimeout(() => deadline.abort(new LlmDeadlineError(options.timeoutMs)), options.timeoutMs);
+  const callerSignal = options.config.signal;
+  const signal = callerSignal ? AbortSignal.any([deadline.signal, callerSignal]) : deadline.signal;
+  let text = '';
+  let emitted = '';
+  try {
+    const model = withResponseFormat(options.llm, options.structuredOutput);
+    const stream = await model.stream(messages, {
+      signal,
+      callbacks: options.config.callbacks,
+      tags: options.config.tags,
+      metadata: options.config.metadata,
+      // ChatOpenAI reads this call option as its retry count; models without one ignore it.
+      maxRetries: options.retries,
+    } as Partial<RunnableConfig>);
+    for await (const chunk of stream) {
+      text += chunk.text ?? '';
+      const answer = partialAnswer(text);
+      // Only growth is streamed: a partial parse that rewrites earlier text is left for the final result.
+      if (answer !== undefined && answer.length > emitted.length && answer.startsWith(emitted)) {
+        const delta = answer.slice(emitted.length);
+        emitted = answer;
+        yield delta;
+      }
+    }
+  } catch (error) {
+    if (callerSignal?.aborted) throw callerSignal.reason ?? error;
+    return { ok: false, reason: classifyLlmError(error, { deadlineHit: deadline.signal.aborted, receivedText: text !== '', timeoutMs: options.timeoutMs }) };
+  } finally {
+    clearTimeout(timer);
+  }
+  // A model that ignores the signal can still finish after the deadline; its late answer is not used.
+  if (deadline.signal.aborted) {
+    return { ok: false, reason: classifyLlmError(deadline.signal.reason, { deadlineHit: true, receivedText: text !== '', timeoutMs: options.timeoutMs }) };
+  }
+  const parsed = parseAnswerText(text);
+  if (!parsed.ok) return { ok: false, reason: { code: parsed.code, message: parsed.message } };
+  return checkUsable(parsed.value);
+}

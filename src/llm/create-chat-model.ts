@@ -1,0 +1,135 @@
+import type { BaseChatModel } from '@langchain/core/language_models/chat_models';
+import { ChatOpenAI } from '@langchain/openai';
+import { InvalidOptionError } from '../errors/index.js';
+
+/** Where the LLM comes from: an OpenAI-compatible endpoint, none (answer with the top VQA candidate), or auto. */
+export type LlmProvider = 'openai' | 'none' | 'auto';
+
+/** Defaults of {@link createChatModel}, in one place so the CLI help and the README can quote them. */
+export const CHAT_MODEL_DEFAULTS = {
+  model: 'gpt-4o-mini',
+  baseUrl: 'https://api.openai.com/v1',
+  timeoutMs: 30_000,
+  maxRetries: 2,
+  temperature: 0,
+  maxTokens: 256,
+} as const;
+
+export interface ChatModelOptions {
+  /**
+   * `openai` uses ChatOpenAI; `none` returns `'none'` (the chain then answers with the top VQA candidate);
+   * `auto` (default) is `openai` when `OPENAI_API_KEY` or `OPENAI_BASE_URL` is set, else `none`.
+   */
+  provider?: LlmProvider;
+  /** Model name. Default: `VQA_LLM_MODEL`, else `gpt-4o-mini`. */
+  model?: string;
+  /** Base URL of an OpenAI-compatible API (vLLM, llama.cpp server, Ollama, LM Studio). Default: `OPENAI_BASE_URL`, else OpenAI. */
+  baseUrl?: string;
+  /** Default: `OPENAI_API_KEY`. Not needed for a custom `baseUrl` (local servers ignore it). */
+  apiKey?: string;
+  /** Per HTTP attempt. Default 30000. */
+  timeoutMs?: number;
+  /** Retries of transient errors (429, 5xx, connection), with exponential backoff that honours `retry-after`. Default 2. */
+  maxRetries?: number;
+  /** Default 0: the chain picks among candidates, where creativity only hurts. */
+  temperature?: number;
+  /** Default 256: the reply is a short JSON object. */
+  maxTokens?: number;
+  /** Environment to read `OPENAI_API_KEY`, `OPENAI_BASE_URL`, `VQA_LLM_MODEL` from. Default `process.env`. */
+  env?: Record<string, string | undefined>;
+}
+
+// OpenAI's client refuses to start without a key even when the server ignores it, as local servers do.
+const PLACEHOLDER_API_KEY = 'not-needed';
+
+function nonEmpty(value: string | undefined): string | undefined {
+  const trimmed = value?.trim();
+  return trimmed ? trimmed : undefined;
+}
+
+function checkNonNegativeInteger(name: string, value: number, minimum: number): void {
+  if (!Number.isInteger(value) || value < minimum) {
+    throw new InvalidOptionError('invalid_value', `${name} must be an integer of at least ${minimum}, got ${String(value)}.`);
+  }
+}
+
+/**
+ * Resolves `auto` to `openai` or `none` from the environment.
+ *
+ * @example
+ * ```ts
+ * resolveLlmProvider('auto', { OPENAI_BASE_URL: 'http://127.0.0.1:8080/v1' }); // 'openai'
+ * ```
+ */
+export function resolveLlmProvider(provider: LlmProvider = 'auto', env: Record<string, string | undefined> = process.env): 'openai' | 'none' {
+  if (provider === 'openai' || provider === 'none') return provider;
+  if (provider !== 'auto') {
+    throw new InvalidOptionError('invalid_value', `provider must be 'openai', 'none' or 'auto', got ${JSON.stringify(provider)}.`);
+  }
+  return nonEmpty(env.OPENAI_API_KEY) || nonEmpty(env.OPENAI_BASE_URL) ? 'openai' : 'none';
+}
+
+/**
+ * Builds the chat model the VQA chain uses, with every timeout and retry set explicitly: ChatOpenAI's own
+ * defaults let one call run for over an hour.
+ *
+ * Returns `'none'` for the `none` provider, which {@link createVqaChain} accepts as its `llm`.
+ *
+ * @throws {InvalidOptionError} for a bad option, or when OpenAI itself is the endpoint and no API key is set.
+ *
+ * @example
+ * ```ts
+ * // A llama.cpp server on loopback: no key needed.
+ * const llm = createChatModel({ provider: 'openai', baseUrl: 'http://127.0.0.1:8080/v1', model: 'qwen2.5-7b-instruct' });
+ * const chain = createVqaChain({ vision, llm });
+ * ```
+ */
+export function createChatModel(options: ChatModelOptions = {}): BaseChatModel | 'none' {
+  const env = options.env ?? process.env;
+  const provider = resolveLlmProvider(options.provider, env);
+  if (provider === 'none') return 'none';
+
+  const timeoutMs = options.timeoutMs ?? CHAT_MODEL_DEFAULTS.timeoutMs;
+  const maxRetries = options.maxRetries ?? CHAT_MODEL_DEFAULTS.maxRetries;
+  const maxTokens = options.maxTokens ?? CHAT_MODEL_DEFAULTS.maxTokens;
+  const temperature = options.temperature ?? CHAT_MODEL_DEFAULTS.temperature;
+  checkNonNegativeInteger('timeoutMs', timeoutMs, 1);
+  checkNonNegativeInteger('maxRetries', maxRetries, 0);
+  checkNonNegativeInteger('maxTokens', maxTokens, 1);
+  if (!Number.isFinite(temperature) || temperature < 0) {
+    throw new InvalidOptionError('invalid_value', `temperature must be a non-negative number, got ${String(temperature)}.`);
+  }
+
+  const model = nonEmpty(options.model) ?? nonEmpty(env.VQA_LLM_MODEL) ?? CHAT_MODEL_DEFAULTS.model;
+  const customBaseUrl = nonEmpty(options.baseUrl) ?? nonEmpty(env.OPENAI_BASE_URL);
+  if (customBaseUrl !== undefined) {
+    try {
+      new URL(customBaseUrl);
+    } catch {
+      throw new InvalidOptionError('invalid_value', `baseUrl is not a URL: ${JSON.stringify(customBaseUrl)}.`, {
+        hint: 'Set OPENAI_BASE_URL to e.g. http://127.0.0.1:8080/v1.',
+      });
+    }
+  }
+  let apiKey = nonEmpty(options.apiKey) ?? nonEmpty(env.OPENAI_API_KEY);
+  if (apiKey === undefined) {
+    if (customBaseUrl === undefined) {
+      throw new InvalidOptionError('invalid_value', 'The openai provider needs an API key for api.openai.com.', {
+        hint: 'Set OPENAI_API_KEY, point OPENAI_BASE_URL at an OpenAI-compatible server, or use --llm none.',
+      });
+    }
+    apiKey = PLACEHOLDER_API_KEY;
+  }
+
+  return new ChatOpenAI({
+    model,
+    apiKey,
+    temperature,
+    maxTokens,
+    timeout: timeoutMs,
+    maxRetries,
+    // Several local servers reject `stream_options`; token usage is not worth losing them.
+    streamUsage: false,
+    configuration: { baseURL: customBaseUrl ?? CHAT_MODEL_DEFAULTS.baseUrl },
+  });
+}

@@ -1,10 +1,13 @@
-import { VqaLlmError, type VqaLlmErrorOptions } from './vqa-llm-error.js';
+import { isVqaLlmError, VqaLlmError, type VqaLlmErrorOptions } from './vqa-llm-error.js';
 
 export type GraphMismatchReason = 'missing_input' | 'unexpected_input' | 'missing_output';
 
 /** An ONNX graph does not match its manifest; `reason` says why. */
 export class GraphMismatchError extends VqaLlmError {
-  static override readonly errorName = 'GraphMismatchError';
+  static override isInstance(error: unknown): error is GraphMismatchError {
+    return isVqaLlmError(error, 'GraphMismatchError');
+  }
+
   readonly reason: GraphMismatchReason;
 
   constructor(reason: GraphMismatchReason, message: string, options: VqaLlmErrorOptions = {}) {

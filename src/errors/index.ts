@@ -1,4 +1,4 @@
-export { VqaLlmError, type VqaLlmErrorOptions } from './vqa-llm-error.js';
+export { isVqaLlmError, VqaLlmError, type VqaLlmErrorOptions } from './vqa-llm-error.js';
 export { GraphMismatchError, type GraphMismatchReason } from './graph-mismatch-error.js';
 export { InferenceError, type InferenceReason } from './inference-error.js';
 export { InvalidImageError, type InvalidImageReason } from './invalid-image-error.js';

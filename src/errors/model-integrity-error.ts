@@ -1,10 +1,13 @@
-import { VqaLlmError, type VqaLlmErrorOptions } from './vqa-llm-error.js';
+import { isVqaLlmError, VqaLlmError, type VqaLlmErrorOptions } from './vqa-llm-error.js';
 
 export type ModelIntegrityReason = 'missing_file' | 'checksum_mismatch' | 'size_mismatch' | 'bad_manifest' | 'wrong_kind';
 
 /** The model folder is not usable; `reason` says why. */
 export class ModelIntegrityError extends VqaLlmError {
-  static override readonly errorName = 'ModelIntegrityError';
+  static override isInstance(error: unknown): error is ModelIntegrityError {
+    return isVqaLlmError(error, 'ModelIntegrityError');
+  }
+
   readonly reason: ModelIntegrityReason;
 
   constructor(reason: ModelIntegrityReason, message: string, options: VqaLlmErrorOptions = {}) {

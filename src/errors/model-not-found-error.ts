@@ -1,10 +1,13 @@
-import { VqaLlmError, type VqaLlmErrorOptions } from './vqa-llm-error.js';
+import { isVqaLlmError, VqaLlmError, type VqaLlmErrorOptions } from './vqa-llm-error.js';
 
 export type ModelNotFoundReason = 'missing_folder' | 'unknown_source';
 
 /** No model folder was found; `reason` says why. */
 export class ModelNotFoundError extends VqaLlmError {
-  static override readonly errorName = 'ModelNotFoundError';
+  static override isInstance(error: unknown): error is ModelNotFoundError {
+    return isVqaLlmError(error, 'ModelNotFoundError');
+  }
+
   readonly reason: ModelNotFoundReason;
 
   constructor(reason: ModelNotFoundReason, message: string, options: VqaLlmErrorOptions = {}) {

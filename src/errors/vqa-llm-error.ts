@@ -23,11 +23,14 @@ export class VqaLlmError extends Error {
   }
 
   /** True for errors of this class, also across copies of the package (instanceof is not). */
-  static isInstance<T extends typeof VqaLlmError>(this: T, error: unknown): error is InstanceType<T> {
-    if (typeof error !== 'object' || error === null || (error as Record<symbol, unknown>)[marker] !== true) return false;
-    // The base class matches every subclass; a subclass matches only errors of its own name.
-    return this.errorName === 'VqaLlmError' || (error as Error).name === this.errorName;
+  // No `this` inside: `errors.filter(VqaLlmError.isInstance)` must work unbound.
+  static isInstance(error: unknown): error is VqaLlmError {
+    return isVqaLlmError(error);
   }
+}
 
-  static readonly errorName: string = 'VqaLlmError';
+/** True for any error of this library; with `name`, only for errors of that class. */
+export function isVqaLlmError(error: unknown, name?: string): boolean {
+  if (typeof error !== 'object' || error === null || (error as Record<symbol, unknown>)[marker] !== true) return false;
+  return name === undefined || (error as Error).name === name;
 }

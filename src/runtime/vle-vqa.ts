@@ -70,7 +70,7 @@ export class VleVqa {
     const started = performance.now();
     const topK = options.topK ?? DEFAULT_TOP_K;
     checkInteger('topK', topK, 1, this.labels.length);
-    const inputIds = this.tokenize(question);
+    const inputIds = this.tokenize(question, { truncate: options.truncateQuestion });
     const loaded = await loadTimed(image, { limits: this.options.imageLimits, signal: options.signal });
     const stage = await embeddingsOrPixels(loaded, this.model.preprocessor, this.embeddings, options.signal);
     const result = await this.answer(stage, inputIds, topK, options.signal, started);
@@ -84,7 +84,7 @@ export class VleVqa {
     const started = performance.now();
     const topK = options.topK ?? DEFAULT_TOP_K;
     checkInteger('topK', topK, 1, this.labels.length);
-    const inputIds = this.tokenize(question);
+    const inputIds = this.tokenize(question, { truncate: options.truncateQuestion });
     const result = await this.answer({ pixelValues: { type: 'float32', data: pixelValues.data, dims: [...pixelValues.dims] }, timings: {} }, inputIds, topK, options.signal, started);
     delete result.imageEmbeds;
     return result;
@@ -125,17 +125,21 @@ export class VleVqa {
     };
   }
 
-  /** `[CLS] question [SEP]` ids; a question longer than the model was fine-tuned on is refused, not silently cut. */
-  tokenize(question: string): number[] {
+  /**
+   * `[CLS] question [SEP]` ids. A question longer than the model was fine-tuned on is refused unless `truncate`
+   * is set, which keeps the first tokens and the final `[SEP]`.
+   */
+  tokenize(question: string, options: { truncate?: boolean } = {}): number[] {
     if (typeof question !== 'string' || question.trim() === '') {
       throw new InvalidQuestionError('empty', 'The question is empty.', { hint: 'Ask something about the image.' });
     }
+    if (options.truncate) return this.model.tokenizer.encode(question.trim(), { addSpecialTokens: true, maxLength: this.maxQuestionTokens });
     const ids = this.model.tokenizer.encode(question.trim(), { addSpecialTokens: true });
     if (ids.length > this.maxQuestionTokens) {
       throw new InvalidQuestionError(
         'too_long',
         `The question is ${ids.length} tokens long; ${this.name} accepts at most ${this.maxQuestionTokens} (special tokens included).`,
-        { hint: 'Shorten the question.' },
+        { hint: 'Shorten the question, or pass truncateQuestion: true to cut it as the upstream pipeline does.' },
       );
     }
     return ids;

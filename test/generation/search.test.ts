@@ -40,12 +40,12 @@ describe('greedySearch', () => {
   });
 
   it('should apply the repetition penalty to tokens already in the sequence, prompt included', async () => {
-    // With penalty 4: the prompt's 0 drops to 2, so 1 wins; then 1 drops to 1 and 2 (1.5) wins; then 2 drops and 0 is back.
+    // With penalty 4 the prompt's 0 drops from 8 to 2, so 1 (4) wins; then 1 drops to 1 and 0 (2) wins again.
     const decoder = new TableDecoder(() => [8, 4, 1.5, -1]);
     const plain = await greedySearch(decoder, { ...base, maxNewTokens: 2 });
     expect(plain.tokenIds).toEqual([0, 0]);
     const penalised = await greedySearch(new TableDecoder(() => [8, 4, 1.5, -1]), { ...base, maxNewTokens: 3, repetitionPenalty: 4 });
-    expect(penalised.tokenIds).toEqual([1, 2, 0]);
+    expect(penalised.tokenIds).toEqual([1, 0, 0]);
   });
 
   it('should stop between steps when cancelled', async () => {

@@ -838,18 +838,23 @@ def tokenizer_side_files(do_lower_case=False, model_max_length=512):
 
 
 def convert_spm_tokenizer(folder):
-    """tokenizer.json from the checkpoint's spm.model, through transformers' own DeBERTa-v2 converter."""
-    try:
-        from transformers import DebertaV2TokenizerFast
-    except ImportError:
-        raise SystemExit(
-            "converting spm.model to tokenizer.json needs transformers, sentencepiece and protobuf: "
-            "pip install transformers sentencepiece protobuf"
-        )
+    """tokenizer.json from the checkpoint's spm.model, through transformers' own DeBERTa-v2 converter.
+
+    A checkpoint that already ships a tokenizer.json (a previous conversion) is used as is.
+    """
     if os.path.exists(os.path.join(folder, "tokenizer.json")):
         with open(os.path.join(folder, "tokenizer.json"), encoding="utf-8") as handle:
             tokenizer_json = json.load(handle)
     else:
+        if not os.path.exists(os.path.join(folder, "spm.model")):
+            raise SystemExit(f"{folder} has neither tokenizer.json nor spm.model")
+        try:
+            from transformers import DebertaV2TokenizerFast
+        except ImportError:
+            raise SystemExit(
+                "converting spm.model to tokenizer.json needs transformers, sentencepiece and protobuf: "
+                "pip install transformers sentencepiece protobuf"
+            )
         fast = DebertaV2TokenizerFast.from_pretrained(folder)
         tokenizer_json = json.loads(fast.backend_tokenizer.to_str())
     upstream = {}

@@ -31,7 +31,9 @@ export async function fetchImageBytes(url: URL, options: FetchImageOptions): Pro
       });
     }
     if (InvalidImageError.isInstance(error)) throw error;
-    throw new InvalidImageError('fetch_failed', `Downloading ${url.href} failed: ${(error as Error)?.message ?? String(error)}.`, { cause: error });
+    // undici reports every network failure as "fetch failed"; the reason (ECONNREFUSED, a TLS error) is its cause.
+    const detail = [(error as Error)?.message, ((error as Error)?.cause as Error | undefined)?.message].filter(Boolean).join(': ');
+    throw new InvalidImageError('fetch_failed', `Downloading ${url.href} failed: ${detail || String(error)}.`, { cause: error });
   }
 }
 

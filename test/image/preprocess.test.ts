@@ -122,7 +122,8 @@ describe('preprocessImage', () => {
     const reference = present
       ? (JSON.parse(readFileSync(referencePath, 'utf8')) as { preprocessing: { image: string; pixelValues: { dims: number[]; data: number[] } }[] })
       : { preprocessing: [] };
-    it.skipIf(!present)(`should reproduce pixel_values of every image in ${referencePath} (skipped until the file exists)`, async () => {
+    const title = `should reproduce pixel_values of every image in ${referencePath}`;
+    it.skipIf(!present)(present ? title : `${title} (skipped: the file does not exist yet; models/make_test_models.py writes it)`, async () => {
       const config = parsePreprocessorConfig(JSON.parse(readFileSync(`test/fixtures/models/${model}/preprocessor_config.json`, 'utf8')), `${model}/preprocessor_config.json`);
       expect(reference.preprocessing.length).toBeGreaterThan(0);
       for (const entry of reference.preprocessing) {

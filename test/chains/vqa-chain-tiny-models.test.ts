@@ -1,0 +1,48 @@
+import { existsSync } from 'node:fs';
+import { FakeListChatModel } from '@langchain/core/utils/testing';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createVqaChain } from '../../dist/chains/vqa-chain.js';
+import type { VisionModels } from '../../dist/src/types.js';
+import { reply } from './test-doubles.js';
+
+const runtime = 'dist/src/runtime/vision-models.js';
+const image = '../shared/images/fishing.jpg';
+const question = "What is in the man's hand?";
+
+// The tiny models have random weights: their captions and candidates are noise, so this checks the wiring
+// (real loading, real concurrency, real cache) and not the answers.
+describe.skipIf(!existsSync(runtime) || !existsSync('test/fixtures/models/tiny-blip'))('createVqaChain on the tiny test models', () => {
+  let vision: VisionModels;
+
+  beforeAll(async () => {
+    const { createVisionModels } = (await import(`../../${runtime}`)) as typeof import('../../dist/src/runtime/vision-models.js');
+    vision = await createVisionModels({ modelsDir: 'test/fixtures/models', captionModel: 'tiny-blip', vqaModel: 'tiny-vle', threads: 1 });
+  });
+  afterAll(async () => {
+    await vision?.dispose();
+  });
+
+  it('should answer with the top candidate without an LLM', async () => {
+    const result = await createVqaChain({ vision, llm: 'none', topK: 3 }).invoke({ image, question });
+    expect(result.source).toBe('vqa');
+    expect(result.candidates).toHaveLength(3);
+    expect(result.shortAnswer).toBe(result.candidates[0]!.answer);
+    expect(typeof result.caption).toBe('string');
+    expect(result.models).toMatchObject({ caption: expect.any(String), vqa: expect.any(String), llm: null, prompt: 'vqa-v1' });
+  });
+
+  it('should hand the real caption and candidates to the LLM and reuse the image cache', async () => {
+    const chain = createVqaChain({ vision, llm: new FakeListChatModel({ responses: [reply('fishing pole', 'He holds a fishing pole.')] }) });
+    const first = await chain.invoke({ image, question });
+    const second = await chain.invoke({ image, question: 'How many people are there?' });
+    expect(first.source).toBe('llm');
+    expect(second.cached).toEqual({ caption: true, imageEmbeddings: true });
+  });
+
+  it('should stream vision, deltas and the result', async () => {
+    const chain = createVqaChain({ vision, llm: new FakeListChatModel({ responses: [reply('pole', 'He holds a pole.')] }) });
+    const types = new Set<string>();
+    for await (const chunk of await chain.stream({ image, question })) types.add(chunk.type);
+    expect([...types]).toEqual(['vision', 'answer-delta', 'result']);
+  });
+});

@@ -4,7 +4,7 @@
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
 import { join } from 'node:path';
-import { performance } from 'node:perf_hooks';
+import { monitorEventLoopDelay, performance } from 'node:perf_hooks';
 import { parseArgs } from 'node:util';
 import { OnnxGraph, floatTensor } from '../src/runtime/onnx-session.js';
 import { createVisionModels } from '../src/runtime/vision-models.js';
@@ -25,6 +25,8 @@ interface ModelSetResult {
   gflops: Record<string, { gflop: number; ms: number; gflopPerSecond: number; shareOfCeiling: number }>;
   loadMs: number;
   peakRssMiB: number;
+  /** Main-thread event-loop delay while the measured questions ran: inference and preprocessing are in workers. */
+  eventLoopDelayMs: { p50: number; p99: number; max: number };
 }
 
 const root = packageRoot();
@@ -88,9 +90,11 @@ async function benchModelSet(name: string, modelsDir: string, captionModel: stri
   const bytes = readFileSync(image);
   const first: StageSummary[] = [];
   const followUp: StageSummary[] = [];
+  const loopDelay = monitorEventLoopDelay({ resolution: 10 });
   try {
     // One unmeasured round warms onnxruntime's allocators and kernels.
     await Promise.all([vision.caption(bytes), vision.candidates(bytes, 'What is in the picture?')]);
+    loopDelay.enable();
     for (let iteration = 0; iteration < iterations; iteration += 1) {
       vision.captioner.clearCache();
       vision.vqa.clearCache();
@@ -122,6 +126,7 @@ async function benchModelSet(name: string, modelsDir: string, captionModel: stri
       });
       if (!cachedAnswers.imageCached || !cachedCaption.cached) throw new Error('the follow-up question did not hit the per-image caches');
     }
+    loopDelay.disable();
   } finally {
     await vision.dispose();
   }
@@ -146,12 +151,13 @@ async function benchModelSet(name: string, modelsDir: string, captionModel: stri
     gflops,
     loadMs: round(loadMs),
     peakRssMiB: round(process.resourceUsage().maxRSS / 1024, 1),
+    eventLoopDelayMs: { p50: round(loopDelay.percentile(50) / 1e6), p99: round(loopDelay.percentile(99) / 1e6), max: round(loopDelay.max / 1e6) },
   };
 }
 
 function printResult(result: ModelSetResult): void {
   console.log(`\n## ${result.name} (${result.captionModel} + ${result.vqaModel}), median of ${result.iterations}`);
-  console.log(`load ${result.loadMs} ms, peak RSS so far ${result.peakRssMiB} MiB`);
+  console.log(`load ${result.loadMs} ms, peak RSS so far ${result.peakRssMiB} MiB, event-loop delay p99 ${result.eventLoopDelayMs.p99} ms (max ${result.eventLoopDelayMs.max} ms)`);
   console.log('first question on an image (caption and candidates concurrently), ms:');
   console.table(result.firstQuestion);
   console.log('follow-up question on the same image (cached caption and image embeddings), ms:');

@@ -1,11 +1,11 @@
 import { performance } from 'node:perf_hooks';
 import { LRUCache } from 'lru-cache';
 import { InvalidOptionError } from '../errors/invalid-option-error.js';
-import type { CaptionOptions, CaptionResult, FloatTensor, ImageInput, ImageLimits, StageTimings } from '../types.js';
+import type { CaptionOptions, CaptionResult, FloatTensor, ImageInput, ImageLimits, LoadedImage, StageTimings } from '../types.js';
 import type { TensorData } from './onnx-session.js';
 import { EmbeddingCache } from './embedding-cache.js';
 import { createExecutor, defaultThreadsPerWorker, type Executor } from './executor.js';
-import { embeddingsOrPixels, loadTimed, runCancellable } from './image-stage.js';
+import { embeddingsOrImage, loadTimed, runCancellable } from './image-stage.js';
 import { configNumber, loadModelFolder, readJson, type LoadedModelFolder } from './model-loader.js';
 import type { CaptionTaskResult } from './worker-protocol.js';
 
@@ -101,7 +101,7 @@ export class BlipCaptioner {
     const cacheKey = `${loaded.image.hash}|${JSON.stringify([options.prefix ?? '', search])}`;
     const cached = this.captions.get(cacheKey);
     if (cached) return { ...cached, cached: true, timings: { ...loaded.timings, total: performance.now() - started } };
-    const stage = await embeddingsOrPixels(loaded, this.model.preprocessor, this.embeddings, options.signal);
+    const stage = embeddingsOrImage(loaded, this.embeddings);
 
     const caption = await this.generate(stage, promptIds, search, options.signal, started);
     if (caption.imageEmbeds) this.embeddings.set(stage.image.hash, caption.imageEmbeds);
@@ -124,7 +124,7 @@ export class BlipCaptioner {
   }
 
   private async generate(
-    stage: { pixelValues?: TensorData; imageEmbeds?: TensorData; timings: StageTimings },
+    stage: { image?: LoadedImage; pixelsFromImage?: true; pixelValues?: TensorData; imageEmbeds?: TensorData; timings: StageTimings },
     promptIds: number[],
     search: ReturnType<BlipCaptioner['searchOptions']>,
     signal: AbortSignal | undefined,
@@ -135,6 +135,7 @@ export class BlipCaptioner {
       {
         type: 'caption',
         model: this.model.spec,
+        image: stage.pixelsFromImage ? stage.image : undefined,
         pixelValues: stage.pixelValues,
         imageEmbeds: stage.imageEmbeds,
         search: { ...search, promptIds, eosTokenId: this.generation.eosTokenId },
@@ -147,6 +148,7 @@ export class BlipCaptioner {
       cached: false,
       timings: {
         ...stage.timings,
+        ...(result.timings.preprocess === undefined ? {} : { preprocess: result.timings.preprocess }),
         ...(result.timings.vision === undefined ? {} : { vision: result.timings.vision }),
         crossAttention: result.timings.crossAttention,
         decoder: result.timings.decoder,

@@ -1,7 +1,6 @@
 import { performance } from 'node:perf_hooks';
 import { loadImage } from '../image/load-image.js';
-import { preprocessImage } from '../image/preprocess.js';
-import type { ImageInput, ImageLimits, LoadedImage, PreprocessorConfig, StageTimings } from '../types.js';
+import type { ImageInput, ImageLimits, LoadedImage, StageTimings } from '../types.js';
 import type { EmbeddingCache } from './embedding-cache.js';
 import type { Executor } from './executor.js';
 import type { TensorData } from './onnx-session.js';
@@ -11,8 +10,8 @@ export interface ImageStage {
   image: LoadedImage;
   /** Present when this image's embeddings were cached: the vision graph is skipped. */
   imageEmbeds?: TensorData;
-  /** Present otherwise: the worker runs the vision graph on them. */
-  pixelValues?: TensorData;
+  /** Otherwise the worker preprocesses `image` and runs the vision graph. */
+  pixelsFromImage?: true;
   timings: StageTimings;
 }
 
@@ -24,24 +23,13 @@ export async function loadTimed(input: ImageInput, options: { limits?: ImageLimi
   return { image, timings: { decode: performance.now() - started } };
 }
 
-/** Finds the image's embeddings in the cache, or else preprocesses it for the vision graph. */
-export async function embeddingsOrPixels(
-  loaded: { image: LoadedImage; timings: StageTimings },
-  preprocessor: PreprocessorConfig,
-  cache: EmbeddingCache,
-  signal?: AbortSignal,
-): Promise<ImageStage> {
-  const { image, timings } = loaded;
-  const imageEmbeds = cache.get(image.hash);
-  if (imageEmbeds) return { image, imageEmbeds, timings };
-  signal?.throwIfAborted();
-  const started = performance.now();
-  const pixels = await preprocessImage(image, preprocessor);
-  return {
-    image,
-    pixelValues: { type: 'float32', data: pixels.data, dims: [...pixels.dims] },
-    timings: { ...timings, preprocess: performance.now() - started },
-  };
+/**
+ * The image's cached embeddings, or else the image itself for the worker to preprocess (preprocessing is CPU work
+ * that stays off the main thread).
+ */
+export function embeddingsOrImage(loaded: { image: LoadedImage; timings: StageTimings }, cache: EmbeddingCache): ImageStage {
+  const imageEmbeds = cache.get(loaded.image.hash);
+  return imageEmbeds ? { ...loaded, imageEmbeds } : { ...loaded, pixelsFromImage: true };
 }
 
 /**

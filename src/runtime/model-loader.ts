@@ -45,6 +45,7 @@ export async function loadModelFolder(folder: string, kind: WorkerModelSpec['kin
     kind,
     graphs,
     session,
+    preprocessor,
   };
   return { folder, manifest, config: config as Record<string, unknown>, preprocessor, tokenizer, spec };
 }

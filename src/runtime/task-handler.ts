@@ -3,6 +3,7 @@ import { performance } from 'node:perf_hooks';
 import { beamSearch } from '../generation/beam-search.js';
 import { greedySearch } from '../generation/greedy-search.js';
 import { InferenceError } from '../errors/inference-error.js';
+import { preprocessImage } from '../image/preprocess.js';
 import { BlipStepDecoder, expandRows } from './blip-step-decoder.js';
 import { int64Tensor, OnnxGraph, type TensorData } from './onnx-session.js';
 import type {
@@ -45,19 +46,30 @@ function graph(graphs: LoadedGraphs, name: string): OnnxGraph {
   return found;
 }
 
+/** Image embeddings from the cache, or from the vision graph run on given or freshly preprocessed pixels. */
+async function imageEmbeddings(
+  task: CaptionTask | VqaTask,
+  encoder: OnnxGraph,
+): Promise<{ imageEmbeds: TensorData; computed?: TensorData; preprocess?: number; vision?: number }> {
+  if (task.imageEmbeds) return { imageEmbeds: task.imageEmbeds };
+  let pixelValues = task.pixelValues;
+  let preprocess: number | undefined;
+  if (!pixelValues) {
+    if (!task.image) throw new InferenceError('bad_output', `A ${task.type} task needs an image, pixel values or image embeddings.`);
+    const started = performance.now();
+    const pixels = await preprocessImage(task.image, task.model.preprocessor);
+    pixelValues = { type: 'float32', data: pixels.data, dims: [...pixels.dims] };
+    preprocess = performance.now() - started;
+  }
+  const started = performance.now();
+  const computed = (await encoder.run({ pixel_values: pixelValues })).image_embeds!;
+  return { imageEmbeds: computed, computed, preprocess, vision: performance.now() - started };
+}
+
 async function runCaption(task: CaptionTask): Promise<CaptionTaskResult> {
   const graphs = await graphsFor(task.model);
-  let imageEmbeds = task.imageEmbeds;
-  let computed: TensorData | undefined;
-  let vision: number | undefined;
-  if (!imageEmbeds) {
-    if (!task.pixelValues) throw new InferenceError('bad_output', 'A caption task needs pixel values or image embeddings.');
-    const started = performance.now();
-    computed = (await graph(graphs, 'visionEncoder').run({ pixel_values: task.pixelValues })).image_embeds!;
-    vision = performance.now() - started;
-    imageEmbeds = computed;
-  }
-  if (cancelled(task.cancel)) return { tokenIds: [], imageEmbeds: computed, cancelled: true, timings: { vision, crossAttention: 0, decoder: 0, steps: 0 } };
+  const { imageEmbeds, computed, preprocess, vision } = await imageEmbeddings(task, graph(graphs, 'visionEncoder'));
+  if (cancelled(task.cancel)) return { tokenIds: [], imageEmbeds: computed, cancelled: true, timings: { preprocess, vision, crossAttention: 0, decoder: 0, steps: 0 } };
 
   const crossStarted = performance.now();
   const cross = await graph(graphs, 'crossAttentionCache').run({ image_embeds: imageEmbeds });
@@ -73,23 +85,14 @@ async function runCaption(task: CaptionTask): Promise<CaptionTaskResult> {
     tokenIds: result.tokenIds,
     imageEmbeds: computed,
     cancelled: cancelled(task.cancel),
-    timings: { vision, crossAttention, decoder: performance.now() - decodeStarted, steps: result.steps },
+    timings: { preprocess, vision, crossAttention, decoder: performance.now() - decodeStarted, steps: result.steps },
   };
 }
 
 async function runVqa(task: VqaTask): Promise<VqaTaskResult> {
   const graphs = await graphsFor(task.model);
-  let imageEmbeds = task.imageEmbeds;
-  let computed: TensorData | undefined;
-  let vision: number | undefined;
-  if (!imageEmbeds) {
-    if (!task.pixelValues) throw new InferenceError('bad_output', 'A VQA task needs pixel values or image embeddings.');
-    const started = performance.now();
-    computed = (await graph(graphs, 'imageEncoder').run({ pixel_values: task.pixelValues })).image_embeds!;
-    vision = performance.now() - started;
-    imageEmbeds = computed;
-  }
-  if (cancelled(task.cancel)) return { logits: new Float32Array(0), imageEmbeds: computed, cancelled: true, timings: { vision, fusion: 0 } };
+  const { imageEmbeds, computed, preprocess, vision } = await imageEmbeddings(task, graph(graphs, 'imageEncoder'));
+  if (cancelled(task.cancel)) return { logits: new Float32Array(0), imageEmbeds: computed, cancelled: true, timings: { preprocess, vision, fusion: 0 } };
   const started = performance.now();
   const length = task.inputIds.length;
   const outputs = await graph(graphs, 'fusion').run({
@@ -97,7 +100,7 @@ async function runVqa(task: VqaTask): Promise<VqaTaskResult> {
     attention_mask: int64Tensor(task.attentionMask, [1, length]),
     image_embeds: imageEmbeds,
   });
-  return { logits: outputs.logits!.data as Float32Array, imageEmbeds: computed, cancelled: false, timings: { vision, fusion: performance.now() - started } };
+  return { logits: outputs.logits!.data as Float32Array, imageEmbeds: computed, cancelled: false, timings: { preprocess, vision, fusion: performance.now() - started } };
 }
 
 /** Dispatches one task. The same function serves worker threads and the in-process executor. */

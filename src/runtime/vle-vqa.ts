@@ -1,12 +1,12 @@
 import { performance } from 'node:perf_hooks';
 import { InvalidQuestionError } from '../errors/invalid-question-error.js';
 import { ModelIntegrityError } from '../errors/model-integrity-error.js';
-import type { Candidate, CandidatesOptions, CandidatesResult, FloatTensor, ImageInput, StageTimings } from '../types.js';
+import type { Candidate, CandidatesOptions, CandidatesResult, FloatTensor, ImageInput, LoadedImage, StageTimings } from '../types.js';
 import type { TensorData } from './onnx-session.js';
 import { checkInteger, type VisionModelOptions } from './blip-captioner.js';
 import { EmbeddingCache } from './embedding-cache.js';
 import { createExecutor, defaultThreadsPerWorker, type Executor } from './executor.js';
-import { embeddingsOrPixels, loadTimed, runCancellable } from './image-stage.js';
+import { embeddingsOrImage, loadTimed, runCancellable } from './image-stage.js';
 import { configNumber, loadModelFolder, type LoadedModelFolder } from './model-loader.js';
 import { softmax, topKIndices } from './tensor-ops.js';
 import type { VqaTaskResult } from './worker-protocol.js';
@@ -72,7 +72,7 @@ export class VleVqa {
     checkInteger('topK', topK, 1, this.labels.length);
     const inputIds = this.tokenize(question, { truncate: options.truncateQuestion });
     const loaded = await loadTimed(image, { limits: this.options.imageLimits, signal: options.signal });
-    const stage = await embeddingsOrPixels(loaded, this.model.preprocessor, this.embeddings, options.signal);
+    const stage = embeddingsOrImage(loaded, this.embeddings);
     const result = await this.answer(stage, inputIds, topK, options.signal, started);
     if (result.imageEmbeds) this.embeddings.set(stage.image.hash, result.imageEmbeds);
     delete result.imageEmbeds;
@@ -91,7 +91,7 @@ export class VleVqa {
   }
 
   private async answer(
-    stage: { pixelValues?: TensorData; imageEmbeds?: TensorData; timings: StageTimings },
+    stage: { image?: LoadedImage; pixelsFromImage?: true; pixelValues?: TensorData; imageEmbeds?: TensorData; timings: StageTimings },
     inputIds: number[],
     topK: number,
     signal: AbortSignal | undefined,
@@ -102,6 +102,7 @@ export class VleVqa {
       {
         type: 'vqa',
         model: this.model.spec,
+        image: stage.pixelsFromImage ? stage.image : undefined,
         pixelValues: stage.pixelValues,
         imageEmbeds: stage.imageEmbeds,
         inputIds,
@@ -116,6 +117,7 @@ export class VleVqa {
       imageCached: false,
       timings: {
         ...stage.timings,
+        ...(result.timings.preprocess === undefined ? {} : { preprocess: result.timings.preprocess }),
         ...(result.timings.vision === undefined ? {} : { vision: result.timings.vision }),
         fusion: result.timings.fusion,
         total: performance.now() - started,

@@ -1,6 +1,7 @@
 // Messages between the main thread and inference workers. Plain data only: everything here is structured-cloned.
 import type { GraphSessionOptions, TensorData, TensorSpecLike } from './onnx-session.js';
 import type { SearchOptions } from '../generation/types.js';
+import type { LoadedImage, PreprocessorConfig } from '../types.js';
 
 export interface GraphFile {
   path: string;
@@ -15,12 +16,15 @@ export interface WorkerModelSpec {
   kind: 'blip-captioner' | 'vle-vqa';
   graphs: Record<string, GraphFile>;
   session: GraphSessionOptions;
+  /** Preprocessing runs in the worker: an exact resize of a large photo is CPU work the event loop must not do. */
+  preprocessor: PreprocessorConfig;
 }
 
 export interface CaptionTask {
   type: 'caption';
   model: WorkerModelSpec;
-  /** One of the two: pixels when the image embeddings are not cached yet. */
+  /** One of the three: a decoded image to preprocess, pixels already preprocessed, or cached embeddings. */
+  image?: LoadedImage;
   pixelValues?: TensorData;
   imageEmbeds?: TensorData;
   search: Omit<SearchOptions, 'isCancelled'>;
@@ -31,6 +35,7 @@ export interface CaptionTask {
 export interface VqaTask {
   type: 'vqa';
   model: WorkerModelSpec;
+  image?: LoadedImage;
   pixelValues?: TensorData;
   imageEmbeds?: TensorData;
   inputIds: number[];
@@ -50,14 +55,14 @@ export interface CaptionTaskResult {
   /** Returned only when the worker computed them, so the main thread can cache them. */
   imageEmbeds?: TensorData;
   cancelled: boolean;
-  timings: { vision?: number; crossAttention: number; decoder: number; steps: number };
+  timings: { preprocess?: number; vision?: number; crossAttention: number; decoder: number; steps: number };
 }
 
 export interface VqaTaskResult {
   logits: Float32Array;
   imageEmbeds?: TensorData;
   cancelled: boolean;
-  timings: { vision?: number; fusion: number };
+  timings: { preprocess?: number; vision?: number; fusion: number };
 }
 
 export interface LoadTaskResult {

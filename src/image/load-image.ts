@@ -5,7 +5,7 @@ import sharp, { type Metadata, type OutputInfo } from 'sharp';
 import { InvalidImageError, InvalidOptionError } from '../errors/index.js';
 import type { ImageInput, ImageLimits, LoadedImage } from '../types.js';
 import { DEFAULT_FETCH_TIMEOUT_MS, DEFAULT_IMAGE_LIMITS } from './image-defaults.js';
-import { readImageBytes } from './read-image-bytes.js';
+import { readImageBytes, type ImageBytes } from './read-image-bytes.js';
 import { ACCEPTED_FORMATS, describeRefusedBytes, sniffFormat, type AcceptedFormat } from './sniff-format.js';
 
 export interface LoadImageOptions extends ImageLimits {
@@ -38,6 +38,19 @@ export async function loadImage(input: ImageInput, options: LoadImageOptions = {
   if (isLoadedImage(input)) return checkLoadedImage(input);
 
   const { bytes, source } = await readImageBytes(input, settings);
+  return decodeImageBytes(bytes, source, settings);
+}
+
+/**
+ * The part of `loadImage` after the bytes are read: limits, format check, decode. For callers that first look the
+ * bytes' hash up in a cache (see `hashImageBytes`) and decode only on a miss.
+ *
+ * @example
+ * const { bytes, source } = await readImageBytes('photo.jpg', options);
+ * const image = cache.has(hashImageBytes(bytes)) ? undefined : await decodeImageBytes(bytes, source);
+ */
+export async function decodeImageBytes(bytes: Uint8Array, source: string, options: LoadImageOptions = {}): Promise<LoadedImage> {
+  const settings = resolveOptions(options);
   settings.signal?.throwIfAborted();
   if (bytes.byteLength === 0) throw new InvalidImageError('empty', `${source} holds zero bytes.`);
   if (bytes.byteLength > settings.maxBytes) {
@@ -59,9 +72,24 @@ export async function loadImage(input: ImageInput, options: LoadImageOptions = {
     width: decoded.width,
     height: decoded.height,
     format,
-    hash: createHash('sha256').update(bytes).digest('hex'),
+    hash: hashImageBytes(bytes),
     byteLength: bytes.byteLength,
   };
+}
+
+/**
+ * Reads an encoded image's bytes from any `ImageInput` but a loaded image (files, URLs, data URLs, buffers), with
+ * the same permissions and byte limit as `loadImage`, without decoding them.
+ */
+export async function readImageInput(input: Exclude<ImageInput, LoadedImage>, options: LoadImageOptions = {}): Promise<ImageBytes> {
+  const settings = resolveOptions(options);
+  settings.signal?.throwIfAborted();
+  return readImageBytes(input, settings);
+}
+
+/** The cache key of an image: sha256 (hex) of its encoded bytes. */
+export function hashImageBytes(bytes: Uint8Array): string {
+  return createHash('sha256').update(bytes).digest('hex');
 }
 
 type ResolvedOptions = Required<ImageLimits> & { allowFiles: boolean; allowUrls: boolean; fetchTimeoutMs: number; signal?: AbortSignal };

@@ -5,7 +5,7 @@ import type { CaptionOptions, CaptionResult, FloatTensor, ImageInput, ImageLimit
 import type { TensorData } from './onnx-session.js';
 import { EmbeddingCache } from './embedding-cache.js';
 import { createExecutor, defaultThreadsPerWorker, type Executor } from './executor.js';
-import { embeddingsOrImage, loadTimed, runCancellable } from './image-stage.js';
+import { embeddingsOrImage, readSource, runCancellable } from './image-stage.js';
 import { configNumber, loadModelFolder, readJson, type LoadedModelFolder } from './model-loader.js';
 import type { CaptionTaskResult } from './worker-protocol.js';
 
@@ -97,14 +97,15 @@ export class BlipCaptioner {
     const started = performance.now();
     const promptIds = this.promptIds(options.prefix);
     const search = this.searchOptions(options, promptIds.length);
-    const loaded = await loadTimed(image, { limits: this.options.imageLimits, signal: options.signal });
-    const cacheKey = `${loaded.image.hash}|${JSON.stringify([options.prefix ?? '', search])}`;
+    const imageOptions = { limits: this.options.imageLimits, signal: options.signal };
+    const source = await readSource(image, imageOptions);
+    const cacheKey = `${source.hash}|${JSON.stringify([options.prefix ?? '', search])}`;
     const cached = this.captions.get(cacheKey);
-    if (cached) return { ...cached, cached: true, timings: { ...loaded.timings, total: performance.now() - started } };
-    const stage = embeddingsOrImage(loaded, this.embeddings);
+    if (cached) return { ...cached, cached: true, timings: { ...source.timings, total: performance.now() - started } };
+    const stage = await embeddingsOrImage(source, this.embeddings, imageOptions);
 
     const caption = await this.generate(stage, promptIds, search, options.signal, started);
-    if (caption.imageEmbeds) this.embeddings.set(stage.image.hash, caption.imageEmbeds);
+    if (caption.imageEmbeds) this.embeddings.set(source.hash, caption.imageEmbeds);
     delete caption.imageEmbeds;
     this.captions.set(cacheKey, caption);
     return caption;
@@ -124,7 +125,7 @@ export class BlipCaptioner {
   }
 
   private async generate(
-    stage: { image?: LoadedImage; pixelsFromImage?: true; pixelValues?: TensorData; imageEmbeds?: TensorData; timings: StageTimings },
+    stage: { image?: LoadedImage; pixelValues?: TensorData; imageEmbeds?: TensorData; timings: StageTimings },
     promptIds: number[],
     search: ReturnType<BlipCaptioner['searchOptions']>,
     signal: AbortSignal | undefined,
@@ -135,7 +136,7 @@ export class BlipCaptioner {
       {
         type: 'caption',
         model: this.model.spec,
-        image: stage.pixelsFromImage ? stage.image : undefined,
+        image: stage.image,
         pixelValues: stage.pixelValues,
         imageEmbeds: stage.imageEmbeds,
         search: { ...search, promptIds, eosTokenId: this.generation.eosTokenId },

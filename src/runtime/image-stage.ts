@@ -1,35 +1,54 @@
 import { performance } from 'node:perf_hooks';
-import { loadImage } from '../image/load-image.js';
+import { decodeImageBytes, hashImageBytes, readImageInput } from '../image/load-image.js';
+import type { ImageBytes } from '../image/read-image-bytes.js';
 import type { ImageInput, ImageLimits, LoadedImage, StageTimings } from '../types.js';
 import type { EmbeddingCache } from './embedding-cache.js';
 import type { Executor } from './executor.js';
 import type { TensorData } from './onnx-session.js';
 import type { CaptionTask, VqaTask } from './worker-protocol.js';
 
-export interface ImageStage {
-  image: LoadedImage;
-  /** Present when this image's embeddings were cached: the vision graph is skipped. */
-  imageEmbeds?: TensorData;
-  /** Otherwise the worker preprocesses `image` and runs the vision graph. */
-  pixelsFromImage?: true;
+/** An image whose hash is known, decoded only when some model needs its pixels. */
+export interface ImageSource {
+  hash: string;
+  image?: LoadedImage;
+  bytes?: ImageBytes;
   timings: StageTimings;
 }
 
-/** Loads and validates the image, timing it as the `decode` stage. */
-export async function loadTimed(input: ImageInput, options: { limits?: ImageLimits; signal?: AbortSignal }): Promise<{ image: LoadedImage; timings: StageTimings }> {
+/** Reads the input's bytes and hashes them (`read` stage), without decoding: cached work needs no pixels. */
+export async function readSource(input: ImageInput, options: { limits?: ImageLimits; signal?: AbortSignal }): Promise<ImageSource> {
   options.signal?.throwIfAborted();
+  if (isLoaded(input)) return { hash: input.hash, image: input, timings: {} };
   const started = performance.now();
-  const image = await loadImage(input, { ...options.limits, signal: options.signal });
-  return { image, timings: { decode: performance.now() - started } };
+  const bytes = await readImageInput(input, { ...options.limits, signal: options.signal });
+  return { hash: hashImageBytes(bytes.bytes), bytes, timings: { read: performance.now() - started } };
+}
+
+/** Validates and decodes the source's bytes (`decode` stage), unless it came decoded. */
+export async function decodeSource(source: ImageSource, options: { limits?: ImageLimits; signal?: AbortSignal }): Promise<ImageSource & { image: LoadedImage }> {
+  if (source.image) return source as ImageSource & { image: LoadedImage };
+  const started = performance.now();
+  const image = await decodeImageBytes(source.bytes!.bytes, source.bytes!.source, { ...options.limits, signal: options.signal });
+  return { ...source, image, timings: { ...source.timings, decode: performance.now() - started } };
 }
 
 /**
- * The image's cached embeddings, or else the image itself for the worker to preprocess (preprocessing is CPU work
- * that stays off the main thread).
+ * The image's cached embeddings (the bytes are then never decoded: they were validated when the embeddings were
+ * made), or else the decoded image for the worker to preprocess, off the main thread.
  */
-export function embeddingsOrImage(loaded: { image: LoadedImage; timings: StageTimings }, cache: EmbeddingCache): ImageStage {
-  const imageEmbeds = cache.get(loaded.image.hash);
-  return imageEmbeds ? { ...loaded, imageEmbeds } : { ...loaded, pixelsFromImage: true };
+export async function embeddingsOrImage(
+  source: ImageSource,
+  cache: EmbeddingCache,
+  options: { limits?: ImageLimits; signal?: AbortSignal },
+): Promise<{ image?: LoadedImage; imageEmbeds?: TensorData; timings: StageTimings }> {
+  const imageEmbeds = cache.get(source.hash);
+  if (imageEmbeds) return { imageEmbeds, timings: source.timings };
+  const decoded = await decodeSource(source, options);
+  return { image: decoded.image, timings: decoded.timings };
+}
+
+function isLoaded(input: ImageInput): input is LoadedImage {
+  return typeof input === 'object' && input !== null && (input as LoadedImage).kind === 'loaded-image';
 }
 
 /**

@@ -6,7 +6,7 @@ import type { TensorData } from './onnx-session.js';
 import { checkInteger, type VisionModelOptions } from './blip-captioner.js';
 import { EmbeddingCache } from './embedding-cache.js';
 import { createExecutor, defaultThreadsPerWorker, type Executor } from './executor.js';
-import { embeddingsOrImage, loadTimed, runCancellable } from './image-stage.js';
+import { embeddingsOrImage, readSource, runCancellable } from './image-stage.js';
 import { configNumber, loadModelFolder, type LoadedModelFolder } from './model-loader.js';
 import { softmax, topKIndices } from './tensor-ops.js';
 import type { VqaTaskResult } from './worker-protocol.js';
@@ -71,10 +71,11 @@ export class VleVqa {
     const topK = options.topK ?? DEFAULT_TOP_K;
     checkInteger('topK', topK, 1, this.labels.length);
     const inputIds = this.tokenize(question, { truncate: options.truncateQuestion });
-    const loaded = await loadTimed(image, { limits: this.options.imageLimits, signal: options.signal });
-    const stage = embeddingsOrImage(loaded, this.embeddings);
+    const imageOptions = { limits: this.options.imageLimits, signal: options.signal };
+    const source = await readSource(image, imageOptions);
+    const stage = await embeddingsOrImage(source, this.embeddings, imageOptions);
     const result = await this.answer(stage, inputIds, topK, options.signal, started);
-    if (result.imageEmbeds) this.embeddings.set(stage.image.hash, result.imageEmbeds);
+    if (result.imageEmbeds) this.embeddings.set(source.hash, result.imageEmbeds);
     delete result.imageEmbeds;
     return { ...result, imageCached: stage.imageEmbeds !== undefined };
   }
@@ -91,7 +92,7 @@ export class VleVqa {
   }
 
   private async answer(
-    stage: { image?: LoadedImage; pixelsFromImage?: true; pixelValues?: TensorData; imageEmbeds?: TensorData; timings: StageTimings },
+    stage: { image?: LoadedImage; pixelValues?: TensorData; imageEmbeds?: TensorData; timings: StageTimings },
     inputIds: number[],
     topK: number,
     signal: AbortSignal | undefined,
@@ -102,7 +103,7 @@ export class VleVqa {
       {
         type: 'vqa',
         model: this.model.spec,
-        image: stage.pixelsFromImage ? stage.image : undefined,
+        image: stage.image,
         pixelValues: stage.pixelValues,
         imageEmbeds: stage.imageEmbeds,
         inputIds,

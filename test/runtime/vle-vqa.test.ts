@@ -48,6 +48,9 @@ describe('VleVqa on tiny-vle', () => {
     expect(second.imageCached).toBe(true);
     expect(second.timings.vision).toBeUndefined();
     expect(second.timings.preprocess).toBeUndefined();
+    // Bytes whose embeddings are cached were validated before: they are hashed, not decoded again.
+    expect(second.timings.decode).toBeUndefined();
+    expect(first.timings.decode).toBeGreaterThanOrEqual(0);
     // The cached path gives what a fresh computation gives.
     vqa.clearCache();
     const fresh = await vqa.candidates(bytes, 'What color is the truck?');

@@ -5,6 +5,15 @@ export { createVisionModels, type VisionModelsOptions } from './runtime/vision-m
 export { BlipCaptioner, type VisionModelOptions } from './runtime/blip-captioner.js';
 export { VleVqa, DEFAULT_TOP_K } from './runtime/vle-vqa.js';
 
+// The VQA+LLM chain (LangChain.js): caption + candidates into a prompt, an LLM picks and rephrases, with fallbacks.
+export { createVqaChain, type VqaChain } from '../chains/vqa-chain.js';
+export { createVqaChat, VqaChatSession, type VqaChat } from '../chains/vqa-chat.js';
+export { createChatModel, CHAT_MODEL_DEFAULTS, type ChatModelOptions } from './llm/index.js';
+export { validateQuestion } from './question.js';
+export { vqaPromptV1, VQA_PROMPT_VERSION } from '../prompts/vqa-v1.js';
+export { FEW_SHOT_EXAMPLES } from '../prompts/few-shot.js';
+export type { VqaInput, VqaResult, VqaStreamChunk, VqaChainOptions, FallbackCode, FallbackReason, VqaTurn } from '../chains/types.js';
+
 // Images: the one place images are loaded, validated and turned into model tensors.
 export { loadImage, type LoadImageOptions } from './image/load-image.js';
 export { preprocessImage } from './image/preprocess.js';

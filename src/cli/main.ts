@@ -2,9 +2,13 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Command, CommanderError } from 'commander';
 import { packageRoot } from '../paths.js';
+import { register as registerAsk } from './commands/ask.js';
 import { register as registerCaption } from './commands/caption.js';
 import { register as registerCandidates } from './commands/candidates.js';
+import { register as registerChat } from './commands/chat.js';
+import { register as registerEval } from './commands/eval.js';
 import { register as registerModels } from './commands/models.js';
+import { register as registerServe } from './commands/serve.js';
 import { printError } from './shared.js';
 
 /** Builds the `vqa-llm` program; commands register themselves. */
@@ -15,9 +19,13 @@ export function createProgram(): Command {
     .version(version)
     .showHelpAfterError()
     .exitOverride();
+  registerAsk(program);
+  registerChat(program);
   registerCaption(program);
   registerCandidates(program);
   registerModels(program);
+  registerServe(program);
+  registerEval(program);
   return program;
 }
 

@@ -1,0 +1,128 @@
+import { Option, type Command } from 'commander';
+import { CHAT_MODEL_DEFAULTS, createChatModel, resolveLlmProvider, type LlmProvider } from '../../llm/create-chat-model.js';
+import { InvalidOptionError } from '../../errors/index.js';
+import { VQA_CHAIN_DEFAULTS } from '../../../chains/defaults.js';
+import { formatConfig, maskSecret, maskUrl, type ConfigEntry } from '../../server/describe-config.js';
+import { SERVER_DEFAULTS } from '../../server/server-defaults.js';
+import { startVqaServer } from '../../server/vqa-server.js';
+import { addModelOptions, openVisionModels, parsePositiveInteger, type ModelCommandOptions } from '../shared.js';
+
+interface ServeCommandOptions extends ModelCommandOptions {
+  host: string;
+  port: number;
+  llm: LlmProvider;
+  llmModel?: string;
+  llmBaseUrl?: string;
+  llmTimeout: number;
+  topK: number;
+  servedModelName: string;
+  allowImageUrls?: boolean;
+  bodyLimit: number;
+  maxConcurrency: number;
+  logLevel: string;
+  web: boolean;
+}
+
+// Commander sets a boolean option from its env var whatever the value, so VAR=0 would turn it on; read them here.
+function envFlag(name: string, env: NodeJS.ProcessEnv): boolean | undefined {
+  const value = env[name]?.trim();
+  if (value === undefined || value === '') return undefined;
+  if (/^(1|true|yes|on)$/i.test(value)) return true;
+  if (/^(0|false|no|off)$/i.test(value)) return false;
+  throw new InvalidOptionError('invalid_value', `${name} must be 1/true/yes or 0/false/no, got "${value}".`);
+}
+
+function parsePort(value: string): number {
+  const port = Number(value);
+  if (!Number.isInteger(port) || port < 0 || port > 65535) throw new InvalidOptionError('invalid_value', `--port must be 0-65535, got "${value}".`);
+  return port;
+}
+
+function sourceOf(command: Command, key: string, flag: string): string {
+  const source = command.getOptionValueSource(key);
+  if (source === 'cli') return flag;
+  if (source === 'env') {
+    const option = command.options.find((candidate) => candidate.attributeName() === key);
+    return `env ${option?.envVar ?? '?'}`;
+  }
+  return 'default';
+}
+
+export function register(program: Command): void {
+  const command = program
+    .command('serve')
+    .description('serve the pipeline over HTTP: OpenAI-compatible /v1/chat/completions, /v1/vqa, a demo page at /, /metrics')
+    .addOption(new Option('--host <address>', 'address to bind; keep 127.0.0.1 unless a proxy in front does TLS and limits').env('VQA_LLM_HOST').default(SERVER_DEFAULTS.host))
+    .addOption(new Option('--port <n>', 'port (0 = any free port)').env('VQA_LLM_PORT').default(SERVER_DEFAULTS.port).argParser(parsePort))
+    .addOption(new Option('--llm <provider>', 'openai (any OpenAI-compatible endpoint), none (top VQA candidate), auto (openai when OPENAI_API_KEY or OPENAI_BASE_URL is set)').choices(['openai', 'none', 'auto']).env('VQA_LLM_PROVIDER').default('auto'))
+    .addOption(new Option('--llm-model <name>', `LLM model name (default ${CHAT_MODEL_DEFAULTS.model})`).env('VQA_LLM_MODEL'))
+    .addOption(new Option('--llm-base-url <url>', 'OpenAI-compatible API base URL, e.g. http://127.0.0.1:11434/v1').env('OPENAI_BASE_URL'))
+    .addOption(new Option('--llm-timeout <ms>', 'deadline of the LLM step, retries included; past it the answer falls back to VQA').env('VQA_LLM_LLM_TIMEOUT_MS').default(VQA_CHAIN_DEFAULTS.llmTimeoutMs).argParser(parsePositiveInteger('--llm-timeout')))
+    .addOption(new Option('--top-k <n>', 'VQA candidates per question (requests may ask for up to 20 with top_k)').env('VQA_LLM_TOP_K').default(VQA_CHAIN_DEFAULTS.topK).argParser(parsePositiveInteger('--top-k')))
+    .addOption(new Option('--served-model-name <name>', 'the model name /v1/models lists and requests must use').env('VQA_LLM_SERVED_MODEL').default(SERVER_DEFAULTS.modelName))
+    .option('--allow-image-urls', 'download http(s) image URLs (off: data URLs and uploads only; env VQA_LLM_ALLOW_IMAGE_URLS)')
+    .addOption(new Option('--body-limit <bytes>', 'largest request body').env('VQA_LLM_BODY_LIMIT').default(SERVER_DEFAULTS.bodyLimitBytes).argParser(parsePositiveInteger('--body-limit')))
+    .addOption(new Option('--max-concurrency <n>', 'requests answered at once; the rest wait in order').env('VQA_LLM_MAX_CONCURRENCY').default(SERVER_DEFAULTS.maxConcurrency).argParser(parsePositiveInteger('--max-concurrency')))
+    .addOption(new Option('--log-level <level>', 'JSON log level on stdout').choices(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).env('VQA_LLM_LOG_LEVEL').default(SERVER_DEFAULTS.logLevel))
+    .option('--no-web', 'do not serve the demo page at /');
+  addModelOptions(command).action(async (options: ServeCommandOptions, self: Command) => {
+    const env = process.env;
+    const allowImageUrls = options.allowImageUrls ?? envFlag('VQA_LLM_ALLOW_IMAGE_URLS', env) ?? SERVER_DEFAULTS.allowImageUrls;
+    const provider = resolveLlmProvider(options.llm, env);
+    const llm = createChatModel({ provider, model: options.llmModel, baseUrl: options.llmBaseUrl, env });
+    const llmModel = options.llmModel ?? env.VQA_LLM_MODEL ?? CHAT_MODEL_DEFAULTS.model;
+
+    const entries: ConfigEntry[] = [
+      { name: 'host', value: options.host, source: sourceOf(self, 'host', '--host') },
+      { name: 'port', value: String(options.port), source: sourceOf(self, 'port', '--port') },
+      { name: 'models dir', value: options.models ?? '(per-user data folder)', source: sourceOf(self, 'models', '--models') },
+      { name: 'caption model', value: options.captionModel, source: sourceOf(self, 'captionModel', '--caption-model') },
+      { name: 'vqa model', value: options.vqaModel, source: sourceOf(self, 'vqaModel', '--vqa-model') },
+      { name: 'llm', value: provider === 'none' ? 'none (answers are the top VQA candidate)' : `openai-compatible, model ${llmModel}`, source: sourceOf(self, 'llm', '--llm') },
+    ];
+    if (provider === 'openai') {
+      entries.push(
+        { name: 'llm base url', value: maskUrl(options.llmBaseUrl ?? CHAT_MODEL_DEFAULTS.baseUrl), source: sourceOf(self, 'llmBaseUrl', '--llm-base-url') },
+        { name: 'OPENAI_API_KEY', value: maskSecret(env.OPENAI_API_KEY?.trim()), source: env.OPENAI_API_KEY ? 'env OPENAI_API_KEY' : 'default' },
+        { name: 'llm timeout ms', value: String(options.llmTimeout), source: sourceOf(self, 'llmTimeout', '--llm-timeout') },
+      );
+    }
+    entries.push(
+      { name: 'served model name', value: options.servedModelName, source: sourceOf(self, 'servedModelName', '--served-model-name') },
+      { name: 'top-k', value: String(options.topK), source: sourceOf(self, 'topK', '--top-k') },
+      { name: 'image urls', value: allowImageUrls ? 'allowed (http/https)' : 'refused (data URLs and uploads only)', source: options.allowImageUrls ? '--allow-image-urls' : env.VQA_LLM_ALLOW_IMAGE_URLS ? 'env VQA_LLM_ALLOW_IMAGE_URLS' : 'default' },
+      { name: 'body limit bytes', value: String(options.bodyLimit), source: sourceOf(self, 'bodyLimit', '--body-limit') },
+      { name: 'max concurrency', value: String(options.maxConcurrency), source: sourceOf(self, 'maxConcurrency', '--max-concurrency') },
+      { name: 'log level', value: options.logLevel, source: sourceOf(self, 'logLevel', '--log-level') },
+      { name: 'demo page', value: options.web ? 'on' : 'off', source: sourceOf(self, 'web', '--no-web') },
+    );
+    process.stderr.write(`vqa-llm serve configuration:\n${formatConfig(entries)}\n`);
+
+    const vision = await openVisionModels(options);
+    const server = await startVqaServer({
+      vision,
+      llm,
+      chainOptions: { topK: options.topK, llmTimeoutMs: options.llmTimeout },
+      modelName: options.servedModelName,
+      allowImageUrls,
+      bodyLimitBytes: options.bodyLimit,
+      maxConcurrency: options.maxConcurrency,
+      web: options.web,
+      logger: { level: options.logLevel },
+      disposeVision: true,
+      host: options.host,
+      port: options.port,
+    });
+    process.stderr.write(`vqa-llm listening on ${server.url} (OpenAI base URL ${server.url}/v1${options.web ? `, demo page ${server.url}/` : ''})\n`);
+
+    // Stops accepting, lets in-flight requests finish, then frees the models; the hardening issue bounds the wait.
+    await new Promise<void>((resolve) => {
+      const stop = (signal: NodeJS.Signals): void => {
+        process.stderr.write(`vqa-llm: ${signal}, shutting down\n`);
+        server.close().then(resolve, resolve);
+      };
+      process.once('SIGTERM', stop);
+      process.once('SIGINT', stop);
+    });
+  });
+}

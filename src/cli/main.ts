@@ -9,7 +9,6 @@ import { register as registerChat } from './commands/chat.js';
 import { register as registerEval } from './commands/eval.js';
 import { register as registerModels } from './commands/models.js';
 import { register as registerServe } from './commands/serve.js';
-import { register as registerServe } from './commands/serve.js';
 import { printError } from './shared.js';
 
 /** Builds the `vqa-llm` program; commands register themselves. */
@@ -25,7 +24,6 @@ export function createProgram(): Command {
   registerCaption(program);
   registerCandidates(program);
   registerModels(program);
-  registerServe(program);
   registerServe(program);
   registerEval(program);
   return program;

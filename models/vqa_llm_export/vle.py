@@ -150,8 +150,7 @@ class VLEConfig:
             out[key] = value
         out["num_labels"] = self.num_labels
         out["id2label"] = {str(index): self.id2label[index] for index in range(self.num_labels)}
-        out["label2id"] = {label: index for index, label in sorted(self.id2label.items(), reverse=True)}
-        out["label2id"] = dict(sorted(out["label2id"].items(), key=lambda item: item[1]))
+        out["label2id"] = {label: index for index, label in sorted(self.id2label.items())}
         out["max_question_tokens"] = int(self.raw.get("max_question_tokens", MAX_QUESTION_TOKENS))
         return out
 
@@ -880,7 +879,7 @@ def check_split(model, pixel_values, input_ids, attention_mask, tolerance=1e-5):
     difference = (whole - split).abs().max().item()
     if difference > tolerance:
         raise AssertionError(f"split graphs differ from the unsplit forward by {difference}")
-    return difference
+    return difference, embeds
 
 
 def _export_graph(module, args, path, input_names, output_names, dynamic_axes):
@@ -950,7 +949,7 @@ def export_vle_folder(model, config, out, name, source, preprocessor, tokenizer_
     input_ids[1, 4:] = torch.tensor([2, 0, 0])
     attention_mask = torch.ones_like(input_ids)
     attention_mask[1, 5:] = 0
-    difference = check_split(model, pixel_values, input_ids, attention_mask)
+    difference, image_embeds = check_split(model, pixel_values, input_ids, attention_mask)
     log(f"split graphs match the unsplit forward (max |difference| {difference:.2e})")
 
     started = time.time()
@@ -963,8 +962,6 @@ def export_vle_folder(model, config, out, name, source, preprocessor, tokenizer_
         {"pixel_values": {0: "batch"}, "image_embeds": {0: "batch"}},
     )
     log(f"imageEncoder exported in {time.time() - started:.1f} s")
-    with torch.no_grad():
-        image_embeds = ImageEncoderGraph(model)(pixel_values)
     started = time.time()
     _export_graph(
         FusionGraph(model),

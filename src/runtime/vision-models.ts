@@ -1,10 +1,11 @@
 import { availableParallelism } from 'node:os';
-import { loadImage } from '../image/load-image.js';
+import { LRUCache } from 'lru-cache';
 import { DEFAULT_CAPTION_MODEL, DEFAULT_VQA_MODEL } from '../models/defaults.js';
 import { resolveModel } from '../models/resolve-model.js';
 import type { ImageInput, ImageLimits, LoadedImage, ProgressCallback, VisionModels } from '../types.js';
 import { BlipCaptioner, type VisionModelOptions } from './blip-captioner.js';
 import { VleVqa } from './vle-vqa.js';
+import { decodeSource, readSource } from './image-stage.js';
 
 export interface VisionModelsOptions {
   /** Folder holding model folders looked up by name (default: `VQA_LLM_MODELS`, else the per-user data folder). */
@@ -19,6 +20,11 @@ export interface VisionModelsOptions {
   workers?: number;
   quantized?: boolean;
   embeddingCacheBytes?: number;
+  /**
+   * Budget in bytes for decoded images kept by `loadImage`, so a chatbot's follow-up question that sends the same
+   * image again skips the decode. Default 64 MiB (a 12-megapixel photo is 36 MiB decoded); 0 turns it off.
+   */
+  decodedImageCacheBytes?: number;
   imageLimits?: ImageLimits;
   verifyChecksums?: boolean;
   /** Download and loading progress. */
@@ -61,14 +67,26 @@ export async function createVisionModels(options: VisionModelsOptions = {}): Pro
   }
   options.onProgress?.({ status: 'ready', task: 'load-models' });
   const imageLimits = options.imageLimits;
+  const decodedBudget = options.decodedImageCacheBytes ?? 64 * 1024 * 1024;
+  const decoded = decodedBudget > 0 ? new LRUCache<string, LoadedImage>({ maxSize: decodedBudget, sizeCalculation: (image) => Math.max(1, image.data.byteLength) }) : undefined;
+  const loadImage = async (input: ImageInput, callOptions: { signal?: AbortSignal } = {}): Promise<LoadedImage> => {
+    const imageOptions = { limits: imageLimits, signal: callOptions.signal };
+    const source = await readSource(input, imageOptions);
+    const hit = decoded?.get(source.hash);
+    if (hit) return hit;
+    const { image } = await decodeSource(source, imageOptions);
+    if (image.data.byteLength <= decodedBudget) decoded?.set(image.hash, image);
+    return image;
+  };
   return {
     captioner: captioner.value,
     vqa: vqa.value,
     models: { caption: captioner.value.name, vqa: vqa.value.name },
-    loadImage: (input: ImageInput, callOptions: { signal?: AbortSignal } = {}): Promise<LoadedImage> => loadImage(input, { ...imageLimits, signal: callOptions.signal }),
+    loadImage,
     caption: (image, callOptions) => captioner.value.caption(image, callOptions),
     candidates: (image, question, callOptions) => vqa.value.candidates(image, question, callOptions),
     dispose: async () => {
+      decoded?.clear();
       await Promise.all([captioner.value.dispose(), vqa.value.dispose()]);
     },
   };

@@ -10,6 +10,7 @@ import { OnnxGraph, floatTensor } from '../src/runtime/onnx-session.js';
 import { createVisionModels } from '../src/runtime/vision-models.js';
 import { packageRoot } from '../src/paths.js';
 import { transformerFlops, type FlopEstimate } from './flops.js';
+import { benchChain, type ChainBenchResult } from './chain.js';
 
 interface StageSummary {
   [stage: string]: number;
@@ -96,8 +97,7 @@ async function benchModelSet(name: string, modelsDir: string, captionModel: stri
     await Promise.all([vision.caption(bytes), vision.candidates(bytes, 'What is in the picture?')]);
     loopDelay.enable();
     for (let iteration = 0; iteration < iterations; iteration += 1) {
-      vision.captioner.clearCache();
-      vision.vqa.clearCache();
+      vision.clearCache();
       const started = performance.now();
       const [caption, answers] = await Promise.all([vision.caption(bytes), vision.candidates(bytes, 'What is in the picture?')]);
       const wall = performance.now() - started;
@@ -165,6 +165,11 @@ function printResult(result: ModelSetResult): void {
   if (Object.keys(result.gflops).length > 0) console.table(result.gflops);
 }
 
+function printChain(result: ChainBenchResult): void {
+  console.log(`\n## VQA+LLM chain on ${result.name} (loopback LLM answering at once), median of ${result.iterations}, ms`);
+  console.table({ firstQuestion: result.firstQuestion, followUpQuestion: result.followUpQuestion });
+}
+
 async function main(): Promise<void> {
   const cores = availableParallelism();
   const image = args.image ?? (existsSync(join(root, '..', 'shared', 'images', 'dogs.jpg')) ? join(root, '..', 'shared', 'images', 'dogs.jpg') : join(root, 'test', 'fixtures', 'images', 'fishing.jpg'));
@@ -175,18 +180,27 @@ async function main(): Promise<void> {
   console.log(`onnxruntime MatMul 1024^3 ceiling: ${round(ceiling)} GFLOP/s with ${perModelThreads} thread(s) (one model's share), ${round(ceilingAll)} GFLOP/s with ${cores}`);
 
   const results: ModelSetResult[] = [];
+  const chainResults: ChainBenchResult[] = [];
   const iterations = args.iterations ? Number(args.iterations) : undefined;
-  results.push(await benchModelSet('tiny test models', join(root, 'test', 'fixtures', 'models'), 'tiny-blip', 'tiny-vle', image, iterations ?? 20, ceiling));
+  const tinyDir = join(root, 'test', 'fixtures', 'models');
+  results.push(await benchModelSet('tiny test models', tinyDir, 'tiny-blip', 'tiny-vle', image, iterations ?? 20, ceiling));
   printResult(results.at(-1)!);
+  chainResults.push(await benchChain('tiny test models', tinyDir, 'tiny-blip', 'tiny-vle', image, iterations ?? 20));
+  printChain(chainResults.at(-1)!);
   const fullSize = join(root, 'models', 'full-size');
   if (!args['tiny-only'] && existsSync(join(fullSize, 'blip-base-standin')) && existsSync(join(fullSize, 'vle-base-standin'))) {
     results.push(await benchModelSet('full-size stand-ins (random weights, real dimensions)', fullSize, 'blip-base-standin', 'vle-base-standin', image, iterations ?? 3, ceiling));
     printResult(results.at(-1)!);
+    chainResults.push(await benchChain('full-size stand-ins', fullSize, 'blip-base-standin', 'vle-base-standin', image, iterations ?? 3));
+    printChain(chainResults.at(-1)!);
   } else if (!args['tiny-only']) {
     console.log('\nFull-size stand-ins not found: `npm run models:full-size` writes them to models/full-size/ (needs python3-torch, ~10 min).');
   }
   mkdirSync(join(root, 'bench', 'out'), { recursive: true });
-  writeFileSync(args.out!, `${JSON.stringify({ machine: { cores, node: process.version }, matmulCeilingGflops: { threads: perModelThreads, value: round(ceiling), allCores: round(ceilingAll) }, results }, null, 2)}\n`);
+  writeFileSync(
+    args.out!,
+    `${JSON.stringify({ machine: { cores, node: process.version }, matmulCeilingGflops: { threads: perModelThreads, value: round(ceiling), allCores: round(ceilingAll) }, runtime: results, chain: chainResults }, null, 2)}\n`,
+  );
   console.log(`\nWrote ${args.out}`);
 }
 

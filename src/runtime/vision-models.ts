@@ -42,7 +42,7 @@ export interface VisionModelsOptions {
  * const [caption, answers] = await Promise.all([vision.caption(image), vision.candidates(image, 'What is this?')]);
  * await vision.dispose();
  */
-export async function createVisionModels(options: VisionModelsOptions = {}): Promise<VisionModels & { captioner: BlipCaptioner; vqa: VleVqa }> {
+export async function createVisionModels(options: VisionModelsOptions = {}): Promise<VisionModels & { captioner: BlipCaptioner; vqa: VleVqa; clearCache(): void }> {
   const resolveOptions = { modelsDir: options.modelsDir, onProgress: options.onProgress, offline: options.offline, signal: options.signal };
   const [captionFolder, vqaFolder] = await Promise.all([
     resolveModel(options.captionModel ?? DEFAULT_CAPTION_MODEL, resolveOptions),
@@ -85,6 +85,11 @@ export async function createVisionModels(options: VisionModelsOptions = {}): Pro
     loadImage,
     caption: (image, callOptions) => captioner.value.caption(image, callOptions),
     candidates: (image, question, callOptions) => vqa.value.candidates(image, question, callOptions),
+    clearCache: () => {
+      decoded?.clear();
+      captioner.value.clearCache();
+      vqa.value.clearCache();
+    },
     dispose: async () => {
       decoded?.clear();
       await Promise.all([captioner.value.dispose(), vqa.value.dispose()]);

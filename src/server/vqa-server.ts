@@ -131,6 +131,8 @@ export async function createVqaServer(options: VqaServerOptions): Promise<Fastif
     return503OnClosing: true,
   });
 
+  // JSON and multipart only: a text/plain body would otherwise reach the routes as a string.
+  app.removeContentTypeParser('text/plain');
   await app.register(fastifyMultipart, {
     limits: { fileSize: settings.maxImageBytes, files: 1, fields: 10, fieldSize: 64 * 1024, parts: 20, headerPairs: 100 },
   });

@@ -149,7 +149,7 @@ function pickRecords(records: readonly PredictionRecord[], reference: Map<string
  * (`missing_prediction`, `failed_question`), so `predicted` / `questions` says what the accuracy covers.
  *
  * @throws {EvalDataError} `dataset_mismatch` when no prediction's question id is in the reference (the files
- * belong to different datasets); `empty` when there is nothing to score.
+ * belong to different datasets); `empty` when the reference has no questions.
  *
  * @example
  * ```ts
@@ -203,10 +203,6 @@ export function summarizeEval(input: { reference: ReferenceSet; records: readonl
       if (typeof value === 'number' && Number.isFinite(value)) latencies.set(stage, [...(latencies.get(stage) ?? []), value]);
     }
   }
-  if (predicted === 0 && arms.length === 0) {
-    throw new EvalDataError('empty', `No question in ${reference.source} has a usable prediction.`);
-  }
-
   const summary: EvalSummary = {
     source: reference.source,
     questions: reference.questions.length,

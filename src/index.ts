@@ -56,3 +56,15 @@ export type {
   ProgressEvent,
   ProgressCallback,
 } from './types.js';
+
+// Evaluation (issue 6): the VQAv2 accuracy metric exactly as vqaEval.py, dataset loaders, the resumable two-arm run
+// (VQA only vs VQA+LLM) and its summary.
+export { vqaAccuracy, normalizeAnswer, processPunctuation, processDigitArticle, stripAnswer } from './eval/vqa-accuracy.js';
+export { loadVqaV2Dataset, loadJsonlDataset, loadReferenceAnswers, inferAnswerType, formatImageName, type VqaV2DatasetOptions } from './eval/dataset.js';
+export { readPredictions, parsePredictions, type PredictionsFile } from './eval/predictions.js';
+export { runEval, toPredictionRecord, RUN_EVAL_DEFAULTS, type EvalChain, type EvalProgress, type RunEvalOptions, type RunEvalResult } from './eval/run-eval.js';
+export { summarizeEval, ARM_LABELS, LATENCY_STAGES } from './eval/summary.js';
+export type { EvalSummary, ArmSummary, AccuracyGroup, LlmEffect, AnswerForm, LatencyStats } from './eval/summary.js';
+export { formatSummary } from './eval/format-summary.js';
+export { EvalDataError, type EvalDataReason } from './eval/eval-data-error.js';
+export type { EvalQuestion, ReferenceQuestion, ReferenceSet, PredictionRecord, ArmPrediction, LlmArmPrediction, EvalIssue, EvalIssueCode, QuestionId, AnswerType, ArmName, StageLatencies } from './eval/types.js';

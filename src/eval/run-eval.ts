@@ -164,7 +164,10 @@ export async function runEval(options: RunEvalOptions): Promise<RunEvalResult> {
           if (options.signal?.aborted) return;
           let record: PredictionRecord;
           try {
-            const result = await options.chain.invoke({ image: question.image, question: question.question }, { signal: options.signal });
+            // A signal per question: the chain leaves abort listeners on the signal it is given, and one shared
+            // signal would collect them across thousands of questions.
+            const signal = options.signal ? AbortSignal.any([options.signal]) : undefined;
+            const result = await options.chain.invoke({ image: question.image, question: question.question }, { signal });
             record = toPredictionRecord(question, result);
           } catch (error) {
             if (options.signal?.aborted) return;

@@ -68,3 +68,18 @@ export type { EvalSummary, ArmSummary, AccuracyGroup, LlmEffect, AnswerForm, Lat
 export { formatSummary } from './eval/format-summary.js';
 export { EvalDataError, type EvalDataReason } from './eval/eval-data-error.js';
 export type { EvalQuestion, ReferenceQuestion, ReferenceSet, PredictionRecord, ArmPrediction, LlmArmPrediction, EvalIssue, EvalIssueCode, QuestionId, AnswerType, ArmName, StageLatencies } from './eval/types.js';
+
+// Serving (issue 4): the HTTP server (OpenAI-compatible chat completions, /v1/vqa, demo page, metrics) and the
+// LangChain agent tool.
+export { createVqaServer, startVqaServer, type VqaServerOptions, type RunningVqaServer } from './server/vqa-server.js';
+export { SERVER_DEFAULTS } from './server/server-defaults.js';
+export { ApiError, type ApiErrorBody, type ApiErrorType } from './server/api-error.js';
+export { parseChatRequest, type ChatRequest } from './server/chat-request.js';
+export { defaultImageFetcher, type ImageFetcher } from './server/image-source.js';
+export {
+  createVisualQuestionAnsweringTool,
+  createVisionQuestionAnsweringTool,
+  visualQuestionAnsweringSchema,
+  type VisualQuestionAnsweringToolOptions,
+  type VisualQuestionAnsweringInput,
+} from './tools/visual-question-answering-tool.js';

@@ -600,29 +600,32 @@ def export_graphs(model, folder, log=print):
     specs = graph_specs(config)
     vision, text = config["vision_config"], config["text_config"]
     size = vision["image_size"]
-    batch = 2  # not 1, so that no batch dimension is specialised during tracing
+    tokens = (size // vision["patch_size"]) ** 2 + 1
+    decoder = model.text_decoder
     generator = torch.Generator().manual_seed(0)
-    pixel_values = torch.randn(batch, vision["num_channels"], size, size, generator=generator)
 
+    def random(*shape):
+        return torch.randn(*shape, generator=generator)
+
+    # Tracing needs example inputs of the right shapes only, not meaningful values: random tensors spare a
+    # full-size vision forward pass (a minute on a CPU torch without an optimised BLAS). The vision tower is traced
+    # with batch 1 (its forward pass is the expensive one), the decoder graphs with batch 2 and the decoder with a
+    # non-empty past and 2 new tokens, so that no dimension is frozen into the graphs; the runtime's first decoder
+    # call passes past_sequence = 0. Callers check the graphs with other batch sizes.
     started = time.time()
-    _export(model.vision_model, (pixel_values,), os.path.join(folder, specs["visionEncoder"]["file"]), specs["visionEncoder"])
+    _export(model.vision_model, (random(1, vision["num_channels"], size, size),),
+            os.path.join(folder, specs["visionEncoder"]["file"]), specs["visionEncoder"])
     log(f"  visionEncoder exported ({time.time() - started:.1f}s)")
 
-    with torch.no_grad():
-        image_embeds = model.vision_model(pixel_values)
+    batch = 2
+    image_embeds = random(batch, tokens, vision["hidden_size"])
     started = time.time()
-    _export(_CrossAttentionCacheGraph(model.text_decoder), (image_embeds,),
+    _export(_CrossAttentionCacheGraph(decoder), (image_embeds,),
             os.path.join(folder, specs["crossAttentionCache"]["file"]), specs["crossAttentionCache"])
     log(f"  crossAttentionCache exported ({time.time() - started:.1f}s)")
 
-    # Traced with a non-empty past and 2 new tokens, so that neither length is frozen into the graph;
-    # the runtime's first call passes past_sequence = 0.
-    decoder = model.text_decoder
-    with torch.no_grad():
-        cross_keys, cross_values = decoder.cross_keys_values(image_embeds)
-    past_shape = (batch, decoder.heads, 3, decoder.head_dim)
-    past = [torch.randn(past_shape, generator=generator) for _ in range(2 * decoder.num_layers)]
-    cross = [t for pair in zip(cross_keys, cross_values) for t in pair]
+    past = [random(batch, decoder.heads, 3, decoder.head_dim) for _ in range(2 * decoder.num_layers)]
+    cross = [random(batch, decoder.heads, tokens, decoder.head_dim) for _ in range(2 * decoder.num_layers)]
     input_ids = torch.randint(0, text["vocab_size"], (batch, 2), generator=generator)
     started = time.time()
     _export(_TextDecoderGraph(decoder), (input_ids, *past, *cross),

@@ -772,7 +772,11 @@ def export_blip_cli(args, log=print):
             raise SystemExit(f"{checkpoint!r} is not a folder, and downloading it needs huggingface_hub: "
                              "pip install -r models/requirements.txt")
         log(f"Downloading {checkpoint} from the Hugging Face hub ...")
-        folder = snapshot_download(checkpoint, revision=revision)
+        # Configs, tokenizer files and one weights format only (BLIP repos also hold TensorFlow weights).
+        configs = ["*.json", "*.txt"]
+        folder = snapshot_download(checkpoint, revision=revision, allow_patterns=configs + ["*.safetensors"])
+        if not any(name.endswith(".safetensors") for name in os.listdir(folder)):
+            folder = snapshot_download(checkpoint, revision=revision, allow_patterns=configs + ["*.bin"])
         # The snapshot folder is named after the commit it resolved to.
         resolved = os.path.basename(os.path.normpath(folder))
     log(f"Loading {folder} ...")

@@ -6,7 +6,6 @@ modules differs. The reference decoding follows models/GENERATION.md in float64 
 """
 
 import copy
-import json
 import math
 import os
 import time

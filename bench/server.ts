@@ -1,0 +1,123 @@
+// Load numbers for the server: requests/second and latency of POST /v1/chat/completions on the tiny models, with
+// 1 and 8 concurrent clients, and the server's event-loop delay while it answers. The server runs in a child
+// process so that the load generator's own work does not show up in the server's event loop.
+//
+// Run:
+//   npx tsc -p . && node dist/bench/server.js [--duration 10] [--llm none|fake] [--images same|distinct]
+//   same:     every request asks about the same image: caption and image embeddings come from the cache
+//   distinct: every request's bytes differ (a counter appended after the JPEG's end), so both vision models run in full
+//   fake:     a loopback OpenAI-compatible LLM that answers at once, so the LLM step's own work is included
+import { fork, type ChildProcess } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { join } from 'node:path';
+import { monitorEventLoopDelay } from 'node:perf_hooks';
+import { fileURLToPath } from 'node:url';
+import { parseArgs } from 'node:util';
+import autocannon from 'autocannon';
+import { createChatModel, createVisionModels, startVqaServer } from '../src/index.js';
+
+const root = join(fileURLToPath(import.meta.url), '..', '..', '..');
+const { values } = parseArgs({
+  options: {
+    child: { type: 'boolean' },
+    duration: { type: 'string', default: '10' },
+    llm: { type: 'string', default: 'none' },
+    images: { type: 'string', default: 'same' },
+  },
+});
+
+type ChildMessage = { type: 'ready'; url: string } | { type: 'delay'; p50: number; p99: number; max: number; mean: number };
+
+/** A loopback LLM that answers every request at once, JSON or SSE. */
+async function startInstantLlm(): Promise<string> {
+  const content = JSON.stringify({ shortAnswer: 'fishing pole', answer: 'The man is holding a fishing pole.' });
+  const server = createServer((request, response) => {
+    let body = '';
+    request.on('data', (chunk) => (body += chunk));
+    request.on('end', () => {
+      const stream = (JSON.parse(body || '{}') as { stream?: boolean }).stream === true;
+      const base = { id: 'x', created: 0, model: 'instant' };
+      if (!stream) {
+        response.writeHead(200, { 'content-type': 'application/json' });
+        response.end(JSON.stringify({ ...base, object: 'chat.completion', choices: [{ index: 0, message: { role: 'assistant', content }, finish_reason: 'stop' }] }));
+        return;
+      }
+      response.writeHead(200, { 'content-type': 'text/event-stream' });
+      response.write(`data: ${JSON.stringify({ ...base, object: 'chat.completion.chunk', choices: [{ index: 0, delta: { role: 'assistant', content }, finish_reason: null }] })}\n\n`);
+      response.write(`data: ${JSON.stringify({ ...base, object: 'chat.completion.chunk', choices: [{ index: 0, delta: {}, finish_reason: 'stop' }] })}\n\n`);
+      response.end('data: [DONE]\n\n');
+    });
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  return `http://127.0.0.1:${(server.address() as AddressInfo).port}/v1`;
+}
+
+async function runChild(): Promise<void> {
+  const vision = await createVisionModels({ modelsDir: join(root, 'test', 'fixtures', 'models'), captionModel: 'tiny-blip', vqaModel: 'tiny-vle', offline: true });
+  const llm = values.llm === 'fake' ? createChatModel({ provider: 'openai', baseUrl: await startInstantLlm(), model: 'instant', env: {} }) : 'none';
+  const server = await startVqaServer({ vision, llm, logger: false, disposeVision: true, host: '127.0.0.1', port: 0 });
+  const histogram = monitorEventLoopDelay({ resolution: 1 });
+  histogram.enable();
+  process.on('message', (message: string) => {
+    if (message === 'reset') histogram.reset();
+    if (message === 'report') {
+      const ms = (ns: number): number => ns / 1e6;
+      process.send!({ type: 'delay', p50: ms(histogram.percentile(50)), p99: ms(histogram.percentile(99)), max: ms(histogram.max), mean: ms(histogram.mean) } satisfies ChildMessage);
+    }
+    if (message === 'stop') void server.close().then(() => process.exit(0));
+  });
+  process.send!({ type: 'ready', url: server.url } satisfies ChildMessage);
+}
+
+function nextMessage(child: ChildProcess): Promise<ChildMessage> {
+  return new Promise((resolve) => child.once('message', (message) => resolve(message as ChildMessage)));
+}
+
+async function runParent(): Promise<void> {
+  const child = fork(fileURLToPath(import.meta.url), ['--child', '--llm', values.llm!], { stdio: 'inherit' });
+  const ready = await nextMessage(child);
+  if (ready.type !== 'ready') throw new Error('the server did not start');
+  const jpeg = readFileSync(join(root, 'test', 'fixtures', 'images', 'fishing.jpg'));
+  let counter = 0;
+  const body = (bytes: Buffer): string =>
+    JSON.stringify({
+      model: 'vqa-llm',
+      messages: [{ role: 'user', content: [{ type: 'image_url', image_url: { url: `data:image/jpeg;base64,${bytes.toString('base64')}` } }, { type: 'text', text: "What is in the man's hand?" }] }],
+    });
+  const sameBody = body(jpeg);
+
+  console.log(`POST /v1/chat/completions · tiny models · llm ${values.llm} · images ${values.images} · ${values.duration} s per run · node ${process.version}`);
+  console.log('clients  req/s   p50 ms  p99 ms  non-2xx   loop delay p50/p99/max ms');
+  for (const connections of [1, 8]) {
+    // A short warm-up so that the JIT and the worker pools are not part of the first run's numbers.
+    await autocannon({ url: `${ready.url}/v1/chat/completions`, method: 'POST', headers: { 'content-type': 'application/json' }, body: sameBody, connections, duration: 2 });
+    child.send('reset');
+    const result = await autocannon({
+      url: `${ready.url}/v1/chat/completions`,
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      connections,
+      duration: Number(values.duration),
+      requests: [
+        {
+          setupRequest: (request) => ({
+            ...request,
+            body: values.images === 'distinct' ? body(Buffer.concat([jpeg, Buffer.from(`#${counter++}`)])) : sameBody,
+          }),
+        },
+      ],
+    });
+    child.send('report');
+    const delay = await nextMessage(child);
+    if (delay.type !== 'delay') throw new Error('no delay report');
+    console.log(
+      `${String(connections).padStart(7)}  ${result.requests.average.toFixed(1).padStart(6)}  ${String(result.latency.p50).padStart(6)}  ${String(result.latency.p99).padStart(6)}  ${String(result.non2xx).padStart(7)}   ${delay.p50.toFixed(1)}/${delay.p99.toFixed(1)}/${delay.max.toFixed(1)}`,
+    );
+  }
+  child.send('stop');
+}
+
+if (values.child) await runChild();
+else await runParent();

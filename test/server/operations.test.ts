@@ -90,3 +90,31 @@ describe('the request queue', () => {
     expect(queue.state).toEqual({ running: 0, waiting: 0 });
   });
 });
+
+describe('image URLs, when the operator turns them on', () => {
+  let server: TestServer;
+  const fetched: string[] = [];
+
+  beforeAll(async () => {
+    const bytes = Buffer.from(dataUrl('truck.jpg').split(',')[1]!, 'base64');
+    server = await startTestServer({
+      allowImageUrls: true,
+      // The seam the SSRF-safe downloader plugs into: every client URL goes through it.
+      fetchImage: async (url) => {
+        fetched.push(url.href);
+        return bytes;
+      },
+    });
+  });
+  afterAll(async () => {
+    await server?.close();
+  });
+
+  it('should download http(s) image URLs through the injected fetcher, and still refuse other schemes', async () => {
+    const ask = (url: string) => postJson(`${server.baseUrl}/chat/completions`, { model: 'vqa-llm', messages: [{ role: 'user', content: [{ type: 'text', text: 'What?' }, { type: 'image_url', image_url: { url } }] }] });
+    expect((await ask('https://images.example/truck.jpg')).status).toBe(200);
+    expect(fetched).toEqual(['https://images.example/truck.jpg']);
+    expect((await ask('file:///etc/passwd')).body.error.code).toBe('invalid_image_url');
+    expect((await ask('/etc/passwd')).body.error.code).toBe('invalid_image_url');
+  });
+});

@@ -905,7 +905,9 @@ def _export_graph(module, args, path, input_names, output_names, dynamic_axes):
         for stale in (path, path + ".data"):
             if os.path.exists(stale):
                 os.remove(stale)
-        if graph.ByteSize() > EXTERNAL_DATA_THRESHOLD:
+        # Sum the weights rather than ask protobuf for ByteSize, which fails on messages over 2 GB.
+        weight_bytes = sum(len(tensor.raw_data) for tensor in graph.graph.initializer)
+        if weight_bytes > EXTERNAL_DATA_THRESHOLD:
             onnx.save_model(
                 graph, path, save_as_external_data=True, all_tensors_to_one_file=True, location=data_name,
                 size_threshold=1024,

@@ -2,7 +2,8 @@
 
 // Vision models: BLIP captions and VLE top-k answers on onnxruntime-node, inference in worker threads.
 export { createVisionModels, type VisionModelsOptions } from './runtime/vision-models.js';
-export { BlipCaptioner, type VisionModelOptions } from './runtime/blip-captioner.js';
+export { BlipCaptioner } from './runtime/blip-captioner.js';
+export type { VisionModelOptions } from './runtime/vision-model-base.js';
 export { VleVqa, DEFAULT_TOP_K } from './runtime/vle-vqa.js';
 
 // The VQA+LLM chain (LangChain.js): caption + candidates into a prompt, an LLM picks and rephrases, with fallbacks.

@@ -88,7 +88,7 @@ export interface CandidatesOptions {
   /** How many candidates to return. Default 5. */
   topK?: number;
   /**
-   * Cut a question longer than the model accepts (as the upstream pipeline does) instead of refusing it with
+   * Cut a question longer than the model accepts (to the length it was fine-tuned on, [SEP] kept) instead of refusing it with
    * `InvalidQuestionError('too_long')`. Default false: a silently shortened question can change its meaning.
    */
   truncateQuestion?: boolean;

@@ -1,30 +1,12 @@
 import { performance } from 'node:perf_hooks';
 import { LRUCache } from 'lru-cache';
 import { InvalidOptionError } from '../errors/invalid-option-error.js';
-import type { CaptionOptions, CaptionResult, FloatTensor, ImageInput, ImageLimits, LoadedImage, StageTimings } from '../types.js';
+import type { CaptionOptions, CaptionResult, FloatTensor, ImageInput, LoadedImage, StageTimings } from '../types.js';
 import type { TensorData } from './onnx-session.js';
-import { EmbeddingCache } from './embedding-cache.js';
-import { createExecutor, defaultThreadsPerWorker, type Executor } from './executor.js';
 import { embeddingsOrImage, readSource, runCancellable } from './image-stage.js';
-import { configNumber, loadModelFolder, readJson, type LoadedModelFolder } from './model-loader.js';
+import { configNumber, readJson } from './model-loader.js';
+import { checkInteger, openModel, VisionModelBase, type OpenedModel, type VisionModelOptions } from './vision-model-base.js';
 import type { CaptionTaskResult } from './worker-protocol.js';
-
-export interface VisionModelOptions {
-  /** Worker threads for this model; 0 runs inference on the calling thread. Default 1. */
-  workers?: number;
-  /** onnxruntime threads per worker. Default: the machine's cores shared among all workers. */
-  threads?: number;
-  /** Use int8 graphs where the folder has them. */
-  quantized?: boolean;
-  /** Budget of the per-image embedding cache in bytes. Default 256 MiB. */
-  embeddingCacheBytes?: number;
-  /** Limits applied when images are loaded. */
-  imageLimits?: ImageLimits;
-  /** Re-hash every file against the manifest before loading. Default false (sizes are always checked). */
-  verifyChecksums?: boolean;
-  /** Run inference on this executor instead of creating one (it is not destroyed by `dispose`). */
-  executor?: Executor;
-}
 
 interface GenerationConfig {
   bosTokenId: number;
@@ -35,8 +17,6 @@ interface GenerationConfig {
   repetitionPenalty: number;
 }
 
-const defaultEmbeddingCacheBytes = 256 * 1024 * 1024;
-
 /**
  * BLIP image captioning on onnxruntime-node, from a model folder the exporter wrote.
  *
@@ -45,36 +25,18 @@ const defaultEmbeddingCacheBytes = 256 * 1024 * 1024;
  * const { caption } = await captioner.caption('photo.jpg', { numBeams: 3 });
  * await captioner.dispose();
  */
-export class BlipCaptioner {
-  private readonly embeddings: EmbeddingCache;
+export class BlipCaptioner extends VisionModelBase {
   private readonly captions = new LRUCache<string, CaptionResult>({ max: 1024 });
 
   private constructor(
-    private readonly model: LoadedModelFolder,
+    opened: OpenedModel,
     private readonly generation: GenerationConfig,
-    private readonly executor: Executor,
-    private readonly ownsExecutor: boolean,
-    private readonly options: VisionModelOptions,
+    options: VisionModelOptions,
   ) {
-    this.embeddings = new EmbeddingCache(options.embeddingCacheBytes ?? defaultEmbeddingCacheBytes);
-  }
-
-  /** The model's name from its manifest. */
-  get name(): string {
-    return this.model.manifest.name;
-  }
-
-  get folder(): string {
-    return this.model.folder;
+    super(opened, options);
   }
 
   static async load(folder: string, options: VisionModelOptions = {}): Promise<BlipCaptioner> {
-    const workers = options.workers ?? 1;
-    const model = await loadModelFolder(folder, 'blip-captioner', {
-      quantized: options.quantized,
-      verifyChecksums: options.verifyChecksums,
-      session: { intraOpNumThreads: options.threads ?? defaultThreadsPerWorker(workers) },
-    });
     const source = `${folder}/generation_config.json`;
     const json = (await readJson(folder, 'generation_config.json')) as Record<string, unknown>;
     const generation: GenerationConfig = {
@@ -85,11 +47,7 @@ export class BlipCaptioner {
       numBeams: configNumber(json, 'num_beams', source),
       repetitionPenalty: configNumber(json, 'repetition_penalty', source),
     };
-    const executor = options.executor ?? createExecutor({ workers });
-    const captioner = new BlipCaptioner(model, generation, executor, !options.executor, options);
-    // Open the sessions now, so the first caption does not pay for it and a broken graph fails at load time.
-    await executor.run({ type: 'load', model: model.spec });
-    return captioner;
+    return new BlipCaptioner(await openModel(folder, 'blip-captioner', options), generation, options);
   }
 
   /** Captions an image. Results and image embeddings are cached per image bytes. */
@@ -193,19 +151,8 @@ export class BlipCaptioner {
   }
 
   /** Drops cached captions and embeddings. */
-  clearCache(): void {
+  override clearCache(): void {
     this.captions.clear();
-    this.embeddings.clear();
-  }
-
-  async dispose(): Promise<void> {
-    this.clearCache();
-    if (this.ownsExecutor) await this.executor.destroy();
-  }
-}
-
-export function checkInteger(name: string, value: number, min: number, max: number): void {
-  if (!Number.isInteger(value) || value < min || value > max) {
-    throw new InvalidOptionError('invalid_value', `${name} must be an integer from ${min} to ${max}, got ${value}.`);
+    super.clearCache();
   }
 }

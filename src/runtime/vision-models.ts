@@ -3,7 +3,8 @@ import { LRUCache } from 'lru-cache';
 import { DEFAULT_CAPTION_MODEL, DEFAULT_VQA_MODEL } from '../models/defaults.js';
 import { resolveModel } from '../models/resolve-model.js';
 import type { ImageInput, ImageLimits, LoadedImage, ProgressCallback, VisionModels } from '../types.js';
-import { BlipCaptioner, type VisionModelOptions } from './blip-captioner.js';
+import { BlipCaptioner } from './blip-captioner.js';
+import type { VisionModelOptions } from './vision-model-base.js';
 import { VleVqa } from './vle-vqa.js';
 import { decodeSource, readSource } from './image-stage.js';
 

@@ -3,15 +3,12 @@ import { InvalidQuestionError } from '../errors/invalid-question-error.js';
 import { ModelIntegrityError } from '../errors/model-integrity-error.js';
 import type { Candidate, CandidatesOptions, CandidatesResult, FloatTensor, ImageInput, LoadedImage, StageTimings } from '../types.js';
 import type { TensorData } from './onnx-session.js';
-import { checkInteger, type VisionModelOptions } from './blip-captioner.js';
-import { EmbeddingCache } from './embedding-cache.js';
-import { createExecutor, defaultThreadsPerWorker, type Executor } from './executor.js';
 import { embeddingsOrImage, readSource, runCancellable } from './image-stage.js';
-import { configNumber, loadModelFolder, type LoadedModelFolder } from './model-loader.js';
+import { configNumber } from './model-loader.js';
+import { checkInteger, openModel, VisionModelBase, type OpenedModel, type VisionModelOptions } from './vision-model-base.js';
 import { softmax, topKIndices } from './tensor-ops.js';
 import type { VqaTaskResult } from './worker-protocol.js';
 
-const defaultEmbeddingCacheBytes = 256 * 1024 * 1024;
 export const DEFAULT_TOP_K = 5;
 
 /**
@@ -22,26 +19,14 @@ export const DEFAULT_TOP_K = 5;
  * const vqa = await VleVqa.load('models-data/vle-base-for-vqa');
  * const { candidates } = await vqa.candidates('dogs.jpg', 'How many dogs are there?', { topK: 3 });
  */
-export class VleVqa {
-  private readonly embeddings: EmbeddingCache;
-
+export class VleVqa extends VisionModelBase {
   private constructor(
-    private readonly model: LoadedModelFolder,
+    opened: OpenedModel,
     private readonly labels: string[],
     private readonly maxQuestionTokens: number,
-    private readonly executor: Executor,
-    private readonly ownsExecutor: boolean,
-    private readonly options: VisionModelOptions,
+    options: VisionModelOptions,
   ) {
-    this.embeddings = new EmbeddingCache(options.embeddingCacheBytes ?? defaultEmbeddingCacheBytes);
-  }
-
-  get name(): string {
-    return this.model.manifest.name;
-  }
-
-  get folder(): string {
-    return this.model.folder;
+    super(opened, options);
   }
 
   /** Every answer the classifier knows, by label id. */
@@ -50,19 +35,15 @@ export class VleVqa {
   }
 
   static async load(folder: string, options: VisionModelOptions = {}): Promise<VleVqa> {
-    const workers = options.workers ?? 1;
-    const model = await loadModelFolder(folder, 'vle-vqa', {
-      quantized: options.quantized,
-      verifyChecksums: options.verifyChecksums,
-      session: { intraOpNumThreads: options.threads ?? defaultThreadsPerWorker(workers) },
-    });
+    const opened = await openModel(folder, 'vle-vqa', options);
     const source = `${folder}/config.json`;
-    const labels = readLabels(model.config, source);
-    const maxQuestionTokens = configNumber(model.config, 'max_question_tokens', source);
-    const executor = options.executor ?? createExecutor({ workers });
-    const vqa = new VleVqa(model, labels, maxQuestionTokens, executor, !options.executor, options);
-    await executor.run({ type: 'load', model: model.spec });
-    return vqa;
+    try {
+      const labels = readLabels(opened.model.config, source);
+      return new VleVqa(opened, labels, configNumber(opened.model.config, 'max_question_tokens', source), options);
+    } catch (error) {
+      if (opened.ownsExecutor) await opened.executor.destroy();
+      throw error;
+    }
   }
 
   /** The top-k answers for a question about an image. */
@@ -142,20 +123,12 @@ export class VleVqa {
       throw new InvalidQuestionError(
         'too_long',
         `The question is ${ids.length} tokens long; ${this.name} accepts at most ${this.maxQuestionTokens} (special tokens included).`,
-        { hint: 'Shorten the question, or pass truncateQuestion: true to cut it as the upstream pipeline does.' },
+        { hint: 'Shorten the question, or pass truncateQuestion: true to cut it to the length the model was fine-tuned on.' },
       );
     }
     return ids;
   }
 
-  clearCache(): void {
-    this.embeddings.clear();
-  }
-
-  async dispose(): Promise<void> {
-    this.clearCache();
-    if (this.ownsExecutor) await this.executor.destroy();
-  }
 }
 
 function readLabels(config: Record<string, unknown>, source: string): string[] {

@@ -19,7 +19,7 @@ describe('VleVqa on tiny-vle', () => {
 
   for (const testCase of reference.cases) {
     it(`should match PyTorch's top-k labels and scores (${JSON.stringify(testCase.question)} on input ${testCase.input})`, async () => {
-      // The reference truncates long questions as the upstream pipeline does; here that takes an explicit option.
+      // The reference cuts long questions to the fine-tuning length; the runtime does that only when asked.
       const truncateQuestion = vqa.tokenize(testCase.question, { truncate: true }).length < testCase.question.split(' ').length;
       expect(vqa.tokenize(testCase.question, { truncate: truncateQuestion })).toEqual(testCase.inputIds);
       const { candidates } = await vqa.candidatesForPixels(toTensor(reference.inputs[testCase.input]!.pixelValues), testCase.question, {

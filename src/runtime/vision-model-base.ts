@@ -1,0 +1,93 @@
+import { InvalidOptionError } from '../errors/invalid-option-error.js';
+import type { ImageLimits } from '../types.js';
+import { EmbeddingCache } from './embedding-cache.js';
+import { createExecutor, defaultThreadsPerWorker, type Executor } from './executor.js';
+import { loadModelFolder, type LoadedModelFolder } from './model-loader.js';
+import type { WorkerModelSpec } from './worker-protocol.js';
+
+export interface VisionModelOptions {
+  /** Worker threads for this model; 0 runs inference on the calling thread. Default 1. */
+  workers?: number;
+  /** onnxruntime threads per worker. Default: the machine's cores shared among all workers. */
+  threads?: number;
+  /** Use int8 graphs where the folder has them. */
+  quantized?: boolean;
+  /** Budget of the per-image embedding cache in bytes. Default 256 MiB. */
+  embeddingCacheBytes?: number;
+  /** Limits applied when images are loaded. */
+  imageLimits?: ImageLimits;
+  /** Re-hash every file against the manifest before loading. Default false (sizes are always checked). */
+  verifyChecksums?: boolean;
+  /** Run inference on this executor instead of creating one (it is not destroyed by `dispose`). */
+  executor?: Executor;
+}
+
+const defaultEmbeddingCacheBytes = 256 * 1024 * 1024;
+
+/** A model folder opened on an executor whose workers have already created the sessions. */
+export interface OpenedModel {
+  model: LoadedModelFolder;
+  executor: Executor;
+  ownsExecutor: boolean;
+}
+
+/** Reads the folder on this thread, then opens its sessions in the workers, so a broken graph fails at load time. */
+export async function openModel(folder: string, kind: WorkerModelSpec['kind'], options: VisionModelOptions): Promise<OpenedModel> {
+  const workers = options.workers ?? 1;
+  const model = await loadModelFolder(folder, kind, {
+    quantized: options.quantized,
+    verifyChecksums: options.verifyChecksums,
+    session: { intraOpNumThreads: options.threads ?? defaultThreadsPerWorker(workers) },
+  });
+  const executor = options.executor ?? createExecutor({ workers });
+  try {
+    await executor.run({ type: 'load', model: model.spec });
+  } catch (error) {
+    if (!options.executor) await executor.destroy();
+    throw error;
+  }
+  return { model, executor, ownsExecutor: !options.executor };
+}
+
+/** What the captioner and the VQA model share: the opened folder, its executor and the per-image embedding cache. */
+export abstract class VisionModelBase {
+  protected readonly model: LoadedModelFolder;
+  protected readonly executor: Executor;
+  protected readonly embeddings: EmbeddingCache;
+  private readonly ownsExecutor: boolean;
+
+  protected constructor(
+    opened: OpenedModel,
+    protected readonly options: VisionModelOptions,
+  ) {
+    this.model = opened.model;
+    this.executor = opened.executor;
+    this.ownsExecutor = opened.ownsExecutor;
+    this.embeddings = new EmbeddingCache(options.embeddingCacheBytes ?? defaultEmbeddingCacheBytes);
+  }
+
+  /** The model's name from its manifest. */
+  get name(): string {
+    return this.model.manifest.name;
+  }
+
+  get folder(): string {
+    return this.model.folder;
+  }
+
+  /** Drops what is cached per image. */
+  clearCache(): void {
+    this.embeddings.clear();
+  }
+
+  async dispose(): Promise<void> {
+    this.clearCache();
+    if (this.ownsExecutor) await this.executor.destroy();
+  }
+}
+
+export function checkInteger(name: string, value: number, min: number, max: number): void {
+  if (!Number.isInteger(value) || value < min || value > max) {
+    throw new InvalidOptionError('invalid_value', `${name} must be an integer from ${min} to ${max}, got ${value}.`);
+  }
+}

@@ -4,6 +4,8 @@ import { parsePartialJson } from '@langchain/core/output_parsers';
 import type { Runnable, RunnableConfig } from '@langchain/core/runnables';
 import { parseAnswerText, VqaAnswerSchema, type VqaAnswer } from '../prompts/vqa-answer.js';
 import { VQA_PROMPT_DELIMITERS } from '../prompts/vqa-v1.js';
+import type { CircuitBreaker } from '../src/llm/circuit-breaker.js';
+import { isRetryableLlmError, retryDelayMs, type RetryBackoff } from '../src/llm/retry-policy.js';
 import { VQA_CHAIN_DEFAULTS } from './defaults.js';
 import { classifyLlmError, LlmDeadlineError } from './fallback.js';
 import type { FallbackReason, StructuredOutputMode } from './types.js';
@@ -17,6 +19,33 @@ export interface LlmStepOptions {
   retries: number;
   /** The caller's RunnableConfig: its signal and callbacks reach the model. */
   config: RunnableConfig;
+  /** When set, an open circuit answers with `llm_circuit_open` at once, and each call's outcome is reported to it. */
+  breaker?: CircuitBreaker;
+  /** Backoff between retries (jittered, never shorter than the endpoint's retry-after). */
+  backoff?: RetryBackoff;
+}
+
+// Failures that say the endpoint is unwell; a malformed or unusable reply came from a working endpoint.
+const ENDPOINT_FAILURES = new Set(['llm_timeout', 'llm_rate_limited', 'llm_connection_error', 'llm_stream_interrupted', 'llm_error']);
+
+function isEndpointFailure(outcome: LlmOutcome): boolean {
+  if (outcome.ok) return false;
+  const { code, status } = outcome.reason;
+  return ENDPOINT_FAILURES.has(code) || (code === 'llm_http_error' && (status === undefined || status >= 500));
+}
+
+function sleep(ms: number, signal: AbortSignal): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => {
+      signal.removeEventListener('abort', onAbort);
+      resolve();
+    }, ms);
+    const onAbort = (): void => {
+      clearTimeout(timer);
+      reject(signal.reason);
+    };
+    signal.addEventListener('abort', onAbort, { once: true });
+  });
 }
 
 /** The mode used when the chain's options do not say: JSON schemas where the model speaks OpenAI's API. */
@@ -76,9 +105,27 @@ function partialAnswer(text: string): string | undefined {
 /**
  * Asks the LLM and yields the `answer` field's text as it streams in; returns the checked answer or the reason to
  * fall back. It throws only when the caller's own signal aborted: then the whole chain stops, as any Runnable does.
+ * With a circuit breaker, an open circuit costs no request at all: the step falls back with `llm_circuit_open`.
  */
 export async function* runLlmStep(messages: BaseMessage[], options: LlmStepOptions): AsyncGenerator<string, LlmOutcome> {
+  const permit = options.breaker?.tryAcquire();
+  if (options.breaker && !permit) {
+    const seconds = Math.ceil(options.breaker.retryInMs() / 1000);
+    return { ok: false, reason: { code: 'llm_circuit_open', message: `The LLM endpoint failed repeatedly; its circuit is open${seconds > 0 ? ` for about ${seconds} s more` : ''}, so it was not called.` } };
+  }
+  let outcome: LlmOutcome | undefined;
+  try {
+    outcome = yield* runWithRetries(messages, options);
+    return outcome;
+  } finally {
+    // No outcome means the caller aborted or stopped reading: that says nothing about the endpoint.
+    permit?.release(outcome === undefined ? 'ignored' : isEndpointFailure(outcome) ? 'failure' : 'success');
+  }
+}
+
+async function* runWithRetries(messages: BaseMessage[], options: LlmStepOptions): AsyncGenerator<string, LlmOutcome> {
   const deadline = new AbortController();
+  const startedAt = Date.now();
   const timer = setTimeout(() => deadline.abort(new LlmDeadlineError(options.timeoutMs)), options.timeoutMs);
   const callerSignal = options.config.signal;
   const signal = callerSignal ? AbortSignal.any([deadline.signal, callerSignal]) : deadline.signal;
@@ -86,27 +133,43 @@ export async function* runLlmStep(messages: BaseMessage[], options: LlmStepOptio
   let emitted = '';
   try {
     const model = withResponseFormat(options.llm, options.structuredOutput);
-    const stream = await model.stream(messages, {
-      signal,
-      callbacks: options.config.callbacks,
-      tags: options.config.tags,
-      metadata: options.config.metadata,
-      // ChatOpenAI reads this call option as its retry count; models without one ignore it.
-      maxRetries: options.retries,
-    } as Partial<RunnableConfig>);
-    for await (const chunk of stream) {
-      text += chunk.text ?? '';
-      const answer = partialAnswer(text);
-      // Only growth is streamed: a partial parse that rewrites earlier text is left for the final result.
-      if (answer !== undefined && answer.length > emitted.length && answer.startsWith(emitted)) {
-        const delta = answer.slice(emitted.length);
-        emitted = answer;
-        yield delta;
+    for (let attempt = 0; ; attempt += 1) {
+      try {
+        const stream = await model.stream(messages, {
+          signal,
+          callbacks: options.config.callbacks,
+          tags: options.config.tags,
+          metadata: options.config.metadata,
+          // Retries are ours (below), with jitter and retry-after honoured; ChatOpenAI reads this call option.
+          maxRetries: 0,
+        } as Partial<RunnableConfig>);
+        for await (const chunk of stream) {
+          text += chunk.text ?? '';
+          const answer = partialAnswer(text);
+          // Only growth is streamed: a partial parse that rewrites earlier text is left for the final result.
+          if (answer !== undefined && answer.length > emitted.length && answer.startsWith(emitted)) {
+            const delta = answer.slice(emitted.length);
+            emitted = answer;
+            yield delta;
+          }
+        }
+        break;
+      } catch (error) {
+        if (callerSignal?.aborted) throw callerSignal.reason ?? error;
+        const remaining = options.timeoutMs - (Date.now() - startedAt);
+        // A retry after text was streamed would make the client's printed answer and the result disagree.
+        const delay = attempt < options.retries && text === '' && !deadline.signal.aborted && isRetryableLlmError(error) ? retryDelayMs(attempt + 1, error, options.backoff) : Infinity;
+        if (delay >= remaining) {
+          return { ok: false, reason: classifyLlmError(error, { deadlineHit: deadline.signal.aborted, receivedText: text !== '', timeoutMs: options.timeoutMs }) };
+        }
+        try {
+          await sleep(delay, signal);
+        } catch (abort) {
+          if (callerSignal?.aborted) throw callerSignal.reason ?? abort;
+          return { ok: false, reason: classifyLlmError(abort, { deadlineHit: true, receivedText: false, timeoutMs: options.timeoutMs }) };
+        }
       }
     }
-  } catch (error) {
-    if (callerSignal?.aborted) throw callerSignal.reason ?? error;
-    return { ok: false, reason: classifyLlmError(error, { deadlineHit: deadline.signal.aborted, receivedText: text !== '', timeoutMs: options.timeoutMs }) };
   } finally {
     clearTimeout(timer);
   }

@@ -3,6 +3,8 @@ import type { BaseChatModel } from '@langchain/core/language_models/chat_models'
 import type { RunnableConfig } from '@langchain/core/runnables';
 import type { FewShotExample } from '../prompts/few-shot.js';
 import type { VqaTurn } from '../prompts/vqa-v1.js';
+import type { CircuitBreaker } from '../src/llm/circuit-breaker.js';
+import type { RetryBackoff } from '../src/llm/retry-policy.js';
 import type { Candidate, CaptionOptions, ImageInput, StageTimings, VisionModels } from '../src/types.js';
 
 export type { FewShotExample, VqaTurn };
@@ -35,6 +37,7 @@ export interface VqaInput {
  * - `llm_malformed`: the reply had no JSON object with `shortAnswer` and `answer`.
  * - `llm_unusable`: the reply was well formed but could not be shown (empty field, too long, echoed the prompt).
  * - `llm_error`: anything else the model threw.
+ * - `llm_circuit_open`: the LLM endpoint failed repeatedly, so its circuit breaker is open and it was not called.
  */
 export type FallbackCode =
   | 'llm_disabled'
@@ -47,7 +50,8 @@ export type FallbackCode =
   | 'llm_empty'
   | 'llm_malformed'
   | 'llm_unusable'
-  | 'llm_error';
+  | 'llm_error'
+  | 'llm_circuit_open';
 
 export interface FallbackReason {
   code: FallbackCode;
@@ -130,10 +134,17 @@ export interface VqaChainOptions {
   /** Deadline for the whole LLM step, retries included; past it the answer falls back to the VQA model. Default 30000. */
   llmTimeoutMs?: number;
   /**
-   * Retries of transient LLM errors (429, 5xx, connection), passed to the model as its `maxRetries` call option;
-   * ChatOpenAI backs off exponentially and honours `retry-after`. Always within `llmTimeoutMs`. Default 2.
+   * Retries of transient LLM errors (429, 5xx, connection) before any text arrived, made by the chain itself with
+   * jittered exponential backoff that honours `retry-after`. Always within `llmTimeoutMs`. Default 2.
    */
   llmRetries?: number;
+  /** Backoff between LLM retries: exponential with jitter, never shorter than the endpoint's retry-after. */
+  llmRetryBackoff?: RetryBackoff;
+  /**
+   * Shared across calls so that a dead endpoint costs milliseconds: once open, the LLM step falls back with
+   * `llm_circuit_open` without a request. See `createCircuitBreaker`. Default none.
+   */
+  llmCircuitBreaker?: CircuitBreaker;
   /** Worked examples put before the question; `true` uses {@link FEW_SHOT_EXAMPLES}. Default none. */
   fewShot?: boolean | readonly FewShotExample[];
   /** Default `json-schema` for ChatOpenAI, `prompt` for other models. */

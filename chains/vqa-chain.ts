@@ -51,6 +51,8 @@ interface ResolvedOptions {
   maxQuestionLength: number;
   maxHistoryTurns: number;
   maxConcurrency: number;
+  llmCircuitBreaker?: VqaChainOptions['llmCircuitBreaker'];
+  llmRetryBackoff?: VqaChainOptions['llmRetryBackoff'];
 }
 
 function checkInteger(name: string, value: unknown, minimum: number): number {
@@ -89,6 +91,8 @@ function resolveOptions(options: VqaChainOptions): ResolvedOptions {
     maxQuestionLength: checkInteger('maxQuestionLength', options.maxQuestionLength ?? VQA_CHAIN_DEFAULTS.maxQuestionLength, 1),
     maxHistoryTurns: checkInteger('maxHistoryTurns', options.maxHistoryTurns ?? VQA_CHAIN_DEFAULTS.maxHistoryTurns, 0),
     maxConcurrency: checkInteger('maxConcurrency', options.maxConcurrency ?? VQA_CHAIN_DEFAULTS.maxConcurrency, 1),
+    ...(options.llmCircuitBreaker ? { llmCircuitBreaker: options.llmCircuitBreaker } : {}),
+    ...(options.llmRetryBackoff ? { llmRetryBackoff: options.llmRetryBackoff } : {}),
   };
 }
 
@@ -236,6 +240,8 @@ export class VqaChain extends RunnableWithChunks<VqaInput, VqaResult, VqaCallOpt
         timeoutMs: this.options.llmTimeoutMs,
         retries: this.options.llmRetries,
         config,
+        breaker: this.options.llmCircuitBreaker,
+        backoff: this.options.llmRetryBackoff,
       });
     }
     const llmMs = llm === 'none' ? 0 : performance.now() - llmStart;

@@ -5,3 +5,5 @@ export {
   type ChatModelOptions,
   type LlmProvider,
 } from './create-chat-model.js';
+export { CIRCUIT_BREAKER_DEFAULTS, createCircuitBreaker, type CallOutcome, type CircuitBreaker, type CircuitBreakerOptions, type CircuitPermit, type CircuitState } from './circuit-breaker.js';
+export { isRetryableLlmError, RETRY_BACKOFF_DEFAULTS, retryAfterMs, retryDelayMs, type RetryBackoff } from './retry-policy.js';

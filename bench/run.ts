@@ -3,7 +3,7 @@
 // Runs on the tiny test models always, and on the full-size stand-ins when `npm run models:full-size` made them.
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { monitorEventLoopDelay, performance } from 'node:perf_hooks';
 import { parseArgs } from 'node:util';
 import { OnnxGraph, floatTensor } from '../src/runtime/onnx-session.js';
@@ -11,6 +11,9 @@ import { createVisionModels } from '../src/runtime/vision-models.js';
 import { packageRoot } from '../src/paths.js';
 import { transformerFlops, type FlopEstimate } from './flops.js';
 import { benchChain, type ChainBenchResult } from './chain.js';
+import { renderLatencyChart, type ChartGroup } from './chart.js';
+import { execFile } from 'node:child_process';
+import { promisify } from 'node:util';
 
 interface StageSummary {
   [stage: string]: number;
@@ -36,7 +39,10 @@ const { values: args } = parseArgs({
     'tiny-only': { type: 'boolean', default: false },
     iterations: { type: 'string' },
     image: { type: 'string' },
-    out: { type: 'string', default: join(root, 'bench', 'out', 'runtime.json') },
+    out: { type: 'string', default: join(root, 'bench', 'results.json') },
+    chart: { type: 'string', default: join(root, 'bench', 'latency.svg') },
+    'server-duration': { type: 'string', default: '10' },
+    'skip-server': { type: 'boolean', default: false },
   },
 });
 
@@ -170,6 +176,59 @@ function printChain(result: ChainBenchResult): void {
   console.table({ firstQuestion: result.firstQuestion, followUpQuestion: result.followUpQuestion });
 }
 
+/** The server benchmark runs as its own process (it forks the server and drives it with autocannon). */
+async function benchServer(images: 'same' | 'distinct', duration: string): Promise<unknown> {
+  const { stdout } = await promisify(execFile)(process.execPath, [join(root, 'dist', 'bench', 'server.js'), '--json', '--llm', 'fake', '--images', images, '--duration', duration], {
+    cwd: root,
+    maxBuffer: 16 * 1024 * 1024,
+  });
+  process.stdout.write(stdout.split('\n').filter((line) => !line.startsWith('RESULT ')).join('\n'));
+  const line = stdout.split('\n').find((candidate) => candidate.startsWith('RESULT '));
+  if (!line) throw new Error('bench/server.js printed no result');
+  return JSON.parse(line.slice('RESULT '.length)) as unknown;
+}
+
+function chartGroups(runtime: ModelSetResult, chain: ChainBenchResult | undefined): ChartGroup[] {
+  const first = runtime.firstQuestion;
+  const follow = runtime.followUpQuestion;
+  // Each path's measured total minus its stages: worker messaging, tokenization, result handling.
+  const withRemainder = (stages: { name: string; ms: number }[], total: number | undefined) => [
+    ...stages,
+    { name: 'orchestration', ms: Math.max(0, (total ?? 0) - stages.reduce((sum, stage) => sum + stage.ms, 0)) },
+  ];
+  const chainLane = (label: string, breakdown: ChainBenchResult['firstQuestion'] | undefined) =>
+    breakdown
+      ? [{ label, stages: [{ name: 'vision', ms: breakdown.inference }, { name: 'orchestration', ms: breakdown.orchestration }, { name: 'llm', ms: breakdown.llm }] }]
+      : [];
+  return [
+    {
+      title: `First question on an image (${runtime.name})`,
+      lanes: [
+        {
+          label: 'caption path',
+          stages: withRemainder(
+            [{ name: 'decode', ms: first.decode ?? 0 }, { name: 'preprocess', ms: first.captionPreprocess ?? 0 }, { name: 'vision', ms: first.captionVision ?? 0 }, { name: 'crossAttention', ms: first.crossAttention ?? 0 }, { name: 'decoder', ms: first.decoder ?? 0 }],
+            first.captionTotal,
+          ),
+        },
+        {
+          label: 'VQA path',
+          stages: withRemainder([{ name: 'decode', ms: first.decode ?? 0 }, { name: 'preprocess', ms: first.vqaPreprocess ?? 0 }, { name: 'vision', ms: first.vqaVision ?? 0 }, { name: 'fusion', ms: first.fusion ?? 0 }], first.vqaTotal),
+        },
+        ...chainLane('VQA+LLM chain, end to end', chain?.firstQuestion),
+      ],
+    },
+    {
+      title: 'Follow-up question on the same image (caption and image embeddings cached)',
+      lanes: [
+        { label: 'caption path', stages: [{ name: 'orchestration', ms: follow.captionTotal ?? 0 }] },
+        { label: 'VQA path', stages: [{ name: 'orchestration', ms: Math.max(0, (follow.vqaTotal ?? 0) - (follow.fusion ?? 0)) }, { name: 'fusion', ms: follow.fusion ?? 0 }] },
+        ...chainLane('VQA+LLM chain, end to end', chain?.followUpQuestion),
+      ],
+    },
+  ];
+}
+
 async function main(): Promise<void> {
   const cores = availableParallelism();
   const image = args.image ?? (existsSync(join(root, '..', 'shared', 'images', 'dogs.jpg')) ? join(root, '..', 'shared', 'images', 'dogs.jpg') : join(root, 'test', 'fixtures', 'images', 'fishing.jpg'));
@@ -196,12 +255,31 @@ async function main(): Promise<void> {
   } else if (!args['tiny-only']) {
     console.log('\nFull-size stand-ins not found: `npm run models:full-size` writes them to models/full-size/ (needs python3-torch, ~10 min).');
   }
-  mkdirSync(join(root, 'bench', 'out'), { recursive: true });
+  const server: unknown[] = [];
+  if (!args['skip-server']) {
+    console.log('\n## Server: POST /v1/chat/completions on the tiny models, instant loopback LLM');
+    for (const images of ['distinct', 'same'] as const) server.push(await benchServer(images, args['server-duration']!));
+  }
+  mkdirSync(dirname(args.out!), { recursive: true });
   writeFileSync(
     args.out!,
-    `${JSON.stringify({ machine: { cores, node: process.version }, matmulCeilingGflops: { threads: perModelThreads, value: round(ceiling), allCores: round(ceilingAll) }, runtime: results, chain: chainResults }, null, 2)}\n`,
+    `${JSON.stringify(
+      {
+        command: 'npm run bench',
+        date: new Date().toISOString(),
+        machine: { cores, node: process.version },
+        matmulCeilingGflops: { threads: perModelThreads, value: round(ceiling), allCores: round(ceilingAll) },
+        runtime: results,
+        chain: chainResults,
+        server,
+      },
+      null,
+      2,
+    )}\n`,
   );
-  console.log(`\nWrote ${args.out}`);
+  const charted = results.at(-1)!;
+  writeFileSync(args.chart!, renderLatencyChart(`vqa-llm latency per stage, ${cores} cores, median ms`, chartGroups(charted, chainResults.at(-1))));
+  console.log(`\nWrote ${args.out} and ${args.chart}`);
 }
 
 await main();

@@ -25,6 +25,7 @@ const { values } = parseArgs({
     duration: { type: 'string', default: '10' },
     llm: { type: 'string', default: 'none' },
     images: { type: 'string', default: 'same' },
+    json: { type: 'boolean', default: false },
   },
 });
 
@@ -88,6 +89,7 @@ async function runParent(): Promise<void> {
     });
   const sameBody = body(jpeg);
 
+  const rows: { clients: number; requestsPerSecond: number; p50Ms: number; p99Ms: number; non2xx: number; eventLoopDelayMs: { p50: number; p99: number; max: number } }[] = [];
   console.log(`POST /v1/chat/completions · tiny models · llm ${values.llm} · images ${values.images} · ${values.duration} s per run · node ${process.version}`);
   console.log('clients  req/s   p50 ms  p99 ms  non-2xx   loop delay p50/p99/max ms');
   for (const connections of [1, 8]) {
@@ -112,11 +114,21 @@ async function runParent(): Promise<void> {
     child.send('report');
     const delay = await nextMessage(child);
     if (delay.type !== 'delay') throw new Error('no delay report');
+    rows.push({
+      clients: connections,
+      requestsPerSecond: result.requests.average,
+      p50Ms: result.latency.p50,
+      p99Ms: result.latency.p99,
+      non2xx: result.non2xx,
+      eventLoopDelayMs: { p50: delay.p50, p99: delay.p99, max: delay.max },
+    });
     console.log(
       `${String(connections).padStart(7)}  ${result.requests.average.toFixed(1).padStart(6)}  ${String(result.latency.p50).padStart(6)}  ${String(result.latency.p99).padStart(6)}  ${String(result.non2xx).padStart(7)}   ${delay.p50.toFixed(1)}/${delay.p99.toFixed(1)}/${delay.max.toFixed(1)}`,
     );
   }
   child.send('stop');
+  // For bench/run.ts, which collects every benchmark into bench/results.json.
+  if (values.json) console.log(`RESULT ${JSON.stringify({ llm: values.llm, images: values.images, durationSeconds: Number(values.duration), rows })}`);
 }
 
 if (values.child) await runChild();

@@ -22,8 +22,10 @@ export class ApiError extends Error {
   readonly type: ApiErrorType;
   readonly param: string | null;
   readonly reason?: string;
+  /** Sent as the Retry-After header (503s). */
+  readonly retryAfterSeconds?: number;
 
-  constructor(status: number, code: string, message: string, options: { param?: string; type?: ApiErrorType; reason?: string; cause?: unknown } = {}) {
+  constructor(status: number, code: string, message: string, options: { param?: string; type?: ApiErrorType; reason?: string; retryAfterSeconds?: number; cause?: unknown } = {}) {
     super(message, { cause: options.cause });
     this.name = 'ApiError';
     this.status = status;
@@ -31,6 +33,7 @@ export class ApiError extends Error {
     this.param = options.param ?? null;
     this.type = options.type ?? (status === 404 ? 'not_found_error' : status === 503 ? 'service_unavailable_error' : status >= 500 ? 'server_error' : 'invalid_request_error');
     this.reason = options.reason;
+    if (options.retryAfterSeconds !== undefined) this.retryAfterSeconds = options.retryAfterSeconds;
   }
 
   toBody(): ApiErrorBody {
@@ -59,6 +62,10 @@ export function toApiError(error: unknown, param?: string): ApiError {
   }
   if (InvalidOptionError.isInstance(error)) {
     return new ApiError(400, 'invalid_value', error.message, { cause: error });
+  }
+  // The client hung up: nobody reads this answer, but logs and metrics should not call it a server failure.
+  if ((error as Error)?.name === 'AbortError') {
+    return new ApiError(499, 'client_closed_request', 'The client closed the connection before the answer was ready.', { cause: error });
   }
   const framework = error as FastifyLikeError;
   switch (framework?.code) {

@@ -1,6 +1,5 @@
-import { fetchImageBytes } from '../image/fetch-image.js';
-import { DEFAULT_FETCH_TIMEOUT_MS } from '../image/image-defaults.js';
 import { decodeDataUrl } from '../image/read-image-bytes.js';
+import { safeFetchImage, type UrlPolicy } from '../net/safe-fetch.js';
 import { ApiError } from './api-error.js';
 
 /**
@@ -9,8 +8,21 @@ import { ApiError } from './api-error.js';
  */
 export type ImageFetcher = (url: URL, options: { maxBytes: number; signal?: AbortSignal }) => Promise<Uint8Array>;
 
-/** The plain fetcher: bounded size, time and redirects, but no address filtering. Only used when URLs are enabled. */
-export const defaultImageFetcher: ImageFetcher = (url, options) => fetchImageBytes(url, { ...options, timeoutMs: DEFAULT_FETCH_TIMEOUT_MS });
+/**
+ * The SSRF-safe fetcher with a policy: https only unless `allowHttp`, public addresses only, the connection pinned to
+ * the vetted address, redirects re-checked. Only used when the server's `allowImageUrls` is on.
+ *
+ * @example
+ * ```ts
+ * const fetchImage = createImageFetcher({ allowedHosts: ['*.wikimedia.org'], timeoutMs: 10_000 });
+ * ```
+ */
+export function createImageFetcher(policy: UrlPolicy = {}): ImageFetcher {
+  return (url, options) => safeFetchImage(url, { ...policy, maxBytes: options.maxBytes, ...(options.signal ? { signal: options.signal } : {}) });
+}
+
+/** {@link createImageFetcher} with the default policy. */
+export const defaultImageFetcher: ImageFetcher = createImageFetcher();
 
 export interface ImageSourceOptions {
   allowImageUrls: boolean;

@@ -9,6 +9,7 @@ export interface ServerMetrics {
   observeResult(result: VqaResult): void;
   observeQueue(state: RequestQueueState): void;
   observeReject(reason: string): void;
+  observeCircuit(state: 'closed' | 'open' | 'half-open'): void;
 }
 
 // Tiny models answer in milliseconds, full-size ones in seconds, an LLM in up to tens of seconds.
@@ -67,11 +68,31 @@ export function createServerMetrics(options: { defaultMetrics?: boolean } = {}):
   const inFlight = new Gauge({ name: 'vqa_llm_requests_in_flight', help: 'Requests being answered now.', registers: [registry] });
   const rejects = new Counter({
     name: 'vqa_llm_rejected_requests_total',
-    help: 'Requests refused before any model work, by error code.',
+    help: 'Requests refused (4xx, and 503 when at capacity, past the deadline or draining), by error code.',
     labelNames: ['reason'] as const,
     registers: [registry],
   });
   for (const source of ['llm', 'vqa']) answers.inc({ source }, 0);
+  const circuit = new Gauge({
+    name: 'vqa_llm_llm_circuit_state',
+    help: 'State of the LLM circuit breaker: 0 closed, 1 half-open, 2 open (a dead LLM is skipped).',
+    registers: [registry],
+  });
+  const circuitChanges = new Counter({
+    name: 'vqa_llm_llm_circuit_transitions_total',
+    help: 'Changes of the LLM circuit breaker, by the state entered.',
+    labelNames: ['state'] as const,
+    registers: [registry],
+  });
+  // Also among the default metrics as process_resident_memory_bytes, but those can be turned off; this one cannot.
+  new Gauge({
+    name: 'vqa_llm_rss_bytes',
+    help: 'Resident set size of the server process.',
+    registers: [registry],
+    collect() {
+      this.set(process.memoryUsage.rss());
+    },
+  });
 
   return {
     registry,
@@ -96,6 +117,10 @@ export function createServerMetrics(options: { defaultMetrics?: boolean } = {}):
     },
     observeReject(reason) {
       rejects.inc({ reason });
+    },
+    observeCircuit(state) {
+      circuit.set(state === 'closed' ? 0 : state === 'half-open' ? 1 : 2);
+      circuitChanges.inc({ state });
     },
   };
 }

@@ -10,12 +10,16 @@ export interface ReadinessState {
 
 /**
  * Readiness: the models are loaded and a tiny inference through both of them succeeds. The probe runs once at
- * start; after a failure the next `/readyz` runs it again, so a transient fault heals without a restart. The
- * hardening issue adds draining on SIGTERM through `setDraining`.
+ * start; until it has passed, `/readyz` says `loading` at once rather than holding the caller for the inference
+ * (worker threads start, sessions warm up). After a failure the next check runs it again, so a transient fault heals
+ * without a restart. Once draining (SIGTERM), readiness fails for good, so load balancers stop sending requests.
  */
 export interface ReadinessProbe {
   check(): Promise<ReadinessState>;
+  /** Resolves once the first probe has finished, passed or not. */
+  settled(): Promise<ReadinessState>;
   setDraining(draining: boolean): void;
+  readonly draining: boolean;
 }
 
 async function probeImage(): Promise<Uint8Array> {
@@ -47,20 +51,30 @@ export function createReadinessProbe(vision: VisionModels): ReadinessProbe {
     }
   };
 
+  // Concurrent checks share one probe instead of each running inference.
+  const start = (): Promise<ReadinessState> =>
+    (running ??= probe().then((state) => {
+      last = state;
+      running = undefined;
+      return state;
+    }));
+
   return {
     async check() {
       if (draining) return { ready: false, reason: 'draining' };
       if (last?.ready) return last;
-      // Concurrent /readyz calls share one probe instead of each running inference.
-      running ??= probe().then((state) => {
-        last = state;
-        running = undefined;
-        return state;
-      });
-      return running;
+      if (running) return { ready: false, reason: 'loading' };
+      void start();
+      return last ?? { ready: false, reason: 'loading' };
+    },
+    settled() {
+      return last && !running ? Promise.resolve(last) : start();
     },
     setDraining(value) {
       draining = value;
+    },
+    get draining() {
+      return draining;
     },
   };
 }

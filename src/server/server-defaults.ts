@@ -22,8 +22,38 @@ export const SERVER_DEFAULTS = {
    * the LLM step is I/O: a few requests in flight keep both busy without piling work onto two cores.
    */
   maxConcurrency: 4,
+  /**
+   * Requests that may wait for a slot beyond those in flight; past them a request gets 503 with Retry-After at once,
+   * before its body is read. Eight waiting per slot keeps the wait under a few answers' time.
+   */
+  maxQueue: 32,
+  /** Seconds a refused client is told to wait (Retry-After on every 503). */
+  retryAfterSeconds: 1,
+  /**
+   * Deadline of one request from arrival to the last byte of its answer; queued work past it is dropped (503) and
+   * running work aborted (504). Room for a slow LLM (30 s) after a wait in the queue.
+   */
+  requestTimeoutMs: 60_000,
+  /** Node's headersTimeout: the whole header block must arrive within this (slowloris). */
+  headersTimeoutMs: 10_000,
+  /** Node's requestTimeout: the whole request body must arrive within this (a 27 MB body at ~1 MB/s). */
+  bodyTimeoutMs: 30_000,
+  /** Idle keep-alive connections are closed after this. */
+  keepAliveTimeoutMs: 5_000,
+  /** On SIGTERM, in-flight requests get this long to finish before their connections are cut (Kubernetes allows 30 s). */
+  shutdownGraceMs: 25_000,
   maxMessages: 64,
   maxTopK: 20,
+  /** Longest question in characters, checked before the image is read. */
+  maxQuestionLength: 1000,
+  /** Image limits checked from the header before a request takes a slot (the vision models check again). */
+  maxImagePixels: 40_000_000,
+  maxImageAspectRatio: 32,
+  /** Frames of an animation or pages of a TIFF; only the first is decoded, but a container of millions is refused. */
+  maxImageFrames: 1000,
+  /** Consecutive LLM failures that open the circuit, and how long it stays open before one probe call. */
+  llmFailureThreshold: 5,
+  llmCircuitResetMs: 30_000,
   logLevel: 'info',
   web: true,
 } as const;

@@ -1,3 +1,4 @@
+import { createServer } from 'node:http';
 import { join } from 'node:path';
 import type { AddressInfo } from 'node:net';
 import type { BaseChatModel } from '@langchain/core/language_models/chat_models';
@@ -7,10 +8,13 @@ import Fastify, { type FastifyInstance, type FastifyRequest } from 'fastify';
 import type { VqaChainOptions } from '../../chains/types.js';
 import { createVqaChain, type VqaChain } from '../../chains/vqa-chain.js';
 import { InvalidOptionError } from '../errors/index.js';
+import { createCircuitBreaker, type CircuitBreaker } from '../llm/circuit-breaker.js';
+import type { UrlPolicy } from '../net/safe-fetch.js';
 import { packageRoot } from '../paths.js';
 import type { VisionModels } from '../types.js';
 import { ApiError, toApiError } from './api-error.js';
-import { defaultImageFetcher, type ImageFetcher } from './image-source.js';
+import { hardenImageDecoders } from './image-guard.js';
+import { createImageFetcher, type ImageFetcher } from './image-source.js';
 import { createServerMetrics, type ServerMetrics } from './metrics.js';
 import { createReadinessProbe, type ReadinessProbe } from './readiness.js';
 import { createRequestQueue, type RequestQueue } from './request-queue.js';
@@ -30,7 +34,12 @@ export interface VqaServerOptions {
   modelName?: string;
   /** Accept http(s) image URLs and download them. Default false: data URLs and uploads only. */
   allowImageUrls?: boolean;
-  /** Replaces the downloader used when `allowImageUrls` is on (e.g. one that refuses private addresses). */
+  /**
+   * Where image URLs may lead when `allowImageUrls` is on: https only, public addresses only, 3 re-checked redirects,
+   * by default. `allowHttp`, `allowedHosts`, timeouts can be set here.
+   */
+  imageUrlPolicy?: UrlPolicy;
+  /** Replaces the downloader used when `allowImageUrls` is on; the default is the SSRF-safe one with `imageUrlPolicy`. */
   fetchImage?: ImageFetcher;
   /** Largest request body in bytes. Default: a 20 MiB image as a base64 data URL, plus 1 MiB. */
   bodyLimitBytes?: number;
@@ -38,16 +47,49 @@ export interface VqaServerOptions {
   maxImageBytes?: number;
   /** Requests answered at once; the rest wait in arrival order. Default 4. */
   maxConcurrency?: number;
+  /** Requests that may wait beyond those in flight; past them, 503 with Retry-After at once. Default 32. */
+  maxQueue?: number;
+  /** Retry-After on 503s, in seconds. Default 1. */
+  retryAfterSeconds?: number;
+  /** Deadline of one request, queue wait included: queued work past it gets 503, running work is aborted (504). Default 60000. */
+  requestTimeoutMs?: number;
+  /** Node's headersTimeout (slow headers are cut with 408). Default 10000. */
+  headersTimeoutMs?: number;
+  /** Node's requestTimeout: the whole body must arrive within this. Default 30000. */
+  bodyTimeoutMs?: number;
+  /** Idle keep-alive connections are closed after this. Default 5000. */
+  keepAliveTimeoutMs?: number;
   /** Default 64. */
   maxMessages?: number;
   /** Largest `top_k` a request may ask for. Default 20. */
   maxTopK?: number;
+  /** Longest question in characters, checked before the image is read. Default 1000. */
+  maxQuestionLength?: number;
+  /** Largest width x height, read from the header before the request is queued. Default 40 000 000. */
+  maxImagePixels?: number;
+  /** Largest long side / short side. Default 32. */
+  maxImageAspectRatio?: number;
+  /** Most frames (GIF, WebP) or pages (TIFF) a container may declare; only the first is decoded. Default 1000. */
+  maxImageFrames?: number;
+  /**
+   * The LLM's circuit breaker. Default: one of the server's own that opens after 5 failures in a row and probes
+   * again after 30 s. Pass `false` for none.
+   */
+  llmCircuitBreaker?: CircuitBreaker | false;
   /** Serve the demo page at `/`. Default true. */
   web?: boolean;
   /** Structured JSON logs (pino): `false` for none; `stream` to send them elsewhere than stdout. Default `{ level: 'info' }`. */
   logger?: false | { level?: string; stream?: NodeJS.WritableStream };
   /** `close()` also disposes the vision models. Default false. */
   disposeVision?: boolean;
+}
+
+/** The 503 of a full queue: every slot busy, the waiting line full. */
+export function serverBusy(settings: ResolvedServerSettings, cause?: unknown): ApiError {
+  return new ApiError(503, 'server_busy', `The server is at capacity (${settings.maxConcurrency} in flight, ${settings.maxQueue} waiting); retry after ${settings.retryAfterSeconds} s.`, {
+    retryAfterSeconds: settings.retryAfterSeconds,
+    cause,
+  });
 }
 
 /** What the routes share. */
@@ -59,6 +101,7 @@ export interface ServerContext {
   readiness: ReadinessProbe;
   settings: ResolvedServerSettings;
   llmName: string | null;
+  breaker?: CircuitBreaker;
 }
 
 export interface ResolvedServerSettings {
@@ -68,13 +111,23 @@ export interface ResolvedServerSettings {
   bodyLimitBytes: number;
   maxImageBytes: number;
   maxConcurrency: number;
+  maxQueue: number;
+  retryAfterSeconds: number;
+  requestTimeoutMs: number;
+  headersTimeoutMs: number;
+  bodyTimeoutMs: number;
+  keepAliveTimeoutMs: number;
   maxMessages: number;
   maxTopK: number;
+  maxQuestionLength: number;
+  maxImagePixels: number;
+  maxImageAspectRatio: number;
+  maxImageFrames: number;
   web: boolean;
 }
 
-function positiveInteger(name: string, value: number): number {
-  if (!Number.isInteger(value) || value < 1) throw new InvalidOptionError('invalid_value', `${name} must be a positive integer, got ${String(value)}.`);
+function positiveInteger(name: string, value: number, minimum = 1): number {
+  if (!Number.isInteger(value) || value < minimum) throw new InvalidOptionError('invalid_value', `${name} must be an integer of at least ${minimum}, got ${String(value)}.`);
   return value;
 }
 
@@ -86,12 +139,22 @@ function resolveSettings(options: VqaServerOptions): ResolvedServerSettings {
   return {
     modelName,
     allowImageUrls: options.allowImageUrls ?? SERVER_DEFAULTS.allowImageUrls,
-    fetchImage: options.fetchImage ?? defaultImageFetcher,
+    fetchImage: options.fetchImage ?? createImageFetcher(options.imageUrlPolicy),
     bodyLimitBytes: positiveInteger('bodyLimitBytes', options.bodyLimitBytes ?? SERVER_DEFAULTS.bodyLimitBytes),
     maxImageBytes: positiveInteger('maxImageBytes', options.maxImageBytes ?? SERVER_DEFAULTS.maxImageBytes),
     maxConcurrency: positiveInteger('maxConcurrency', options.maxConcurrency ?? SERVER_DEFAULTS.maxConcurrency),
+    maxQueue: positiveInteger('maxQueue', options.maxQueue ?? SERVER_DEFAULTS.maxQueue, 0),
+    retryAfterSeconds: positiveInteger('retryAfterSeconds', options.retryAfterSeconds ?? SERVER_DEFAULTS.retryAfterSeconds),
+    requestTimeoutMs: positiveInteger('requestTimeoutMs', options.requestTimeoutMs ?? SERVER_DEFAULTS.requestTimeoutMs),
+    headersTimeoutMs: positiveInteger('headersTimeoutMs', options.headersTimeoutMs ?? SERVER_DEFAULTS.headersTimeoutMs),
+    bodyTimeoutMs: positiveInteger('bodyTimeoutMs', options.bodyTimeoutMs ?? SERVER_DEFAULTS.bodyTimeoutMs),
+    keepAliveTimeoutMs: positiveInteger('keepAliveTimeoutMs', options.keepAliveTimeoutMs ?? SERVER_DEFAULTS.keepAliveTimeoutMs),
     maxMessages: positiveInteger('maxMessages', options.maxMessages ?? SERVER_DEFAULTS.maxMessages),
     maxTopK: positiveInteger('maxTopK', options.maxTopK ?? SERVER_DEFAULTS.maxTopK),
+    maxQuestionLength: positiveInteger('maxQuestionLength', options.maxQuestionLength ?? SERVER_DEFAULTS.maxQuestionLength),
+    maxImagePixels: positiveInteger('maxImagePixels', options.maxImagePixels ?? SERVER_DEFAULTS.maxImagePixels),
+    maxImageAspectRatio: positiveInteger('maxImageAspectRatio', options.maxImageAspectRatio ?? SERVER_DEFAULTS.maxImageAspectRatio),
+    maxImageFrames: positiveInteger('maxImageFrames', options.maxImageFrames ?? SERVER_DEFAULTS.maxImageFrames),
     web: options.web ?? SERVER_DEFAULTS.web,
   };
 }
@@ -116,16 +179,33 @@ function serializeRequest(request: FastifyRequest): Record<string, unknown> {
  */
 export async function createVqaServer(options: VqaServerOptions): Promise<FastifyInstance> {
   const settings = resolveSettings(options);
+  hardenImageDecoders();
   const metrics = createServerMetrics();
-  const queue = createRequestQueue({ concurrency: settings.maxConcurrency, onChange: (state) => metrics.observeQueue(state) });
-  const chain = createVqaChain({ ...options.chainOptions, vision: options.vision, llm: options.llm });
+  const queue = createRequestQueue({ concurrency: settings.maxConcurrency, maxWaiting: settings.maxQueue, onChange: (state) => metrics.observeQueue(state) });
+  const breaker =
+    options.llm === 'none' || options.llmCircuitBreaker === false
+      ? undefined
+      : (options.llmCircuitBreaker ??
+        createCircuitBreaker({ failureThreshold: SERVER_DEFAULTS.llmFailureThreshold, resetTimeoutMs: SERVER_DEFAULTS.llmCircuitResetMs, onStateChange: (state) => metrics.observeCircuit(state) }));
+  const chain = createVqaChain({ ...options.chainOptions, vision: options.vision, llm: options.llm, ...(breaker ? { llmCircuitBreaker: breaker } : {}) });
   const llmName = chain.options.llm === 'none' ? null : ((chain.options.llm as { model?: string }).model ?? chain.options.llm.getName());
-  const context: ServerContext = { chain, vision: options.vision, metrics, queue, readiness: createReadinessProbe(options.vision), settings, llmName };
+  const context: ServerContext = { chain, vision: options.vision, metrics, queue, readiness: createReadinessProbe(options.vision), settings, llmName, ...(breaker ? { breaker } : {}) };
 
   const loggerOptions = options.logger === false ? false : { level: options.logger?.level ?? SERVER_DEFAULTS.logLevel, ...(options.logger?.stream ? { stream: options.logger.stream } : {}), serializers: { req: serializeRequest } };
   const app = Fastify({
     logger: loggerOptions,
     bodyLimit: settings.bodyLimitBytes,
+    // Node's own limits on slow clients; connectionsCheckingInterval is how often they are enforced (default 30 s).
+    serverFactory: (handler) =>
+      createServer(
+        {
+          headersTimeout: settings.headersTimeoutMs,
+          requestTimeout: Math.max(settings.bodyTimeoutMs, settings.headersTimeoutMs),
+          keepAliveTimeout: settings.keepAliveTimeoutMs,
+          connectionsCheckingInterval: Math.max(50, Math.min(1000, Math.floor(settings.headersTimeoutMs / 2))),
+        },
+        handler,
+      ),
     // Request ids make a client's report findable in the logs without logging anything the client sent.
     genReqId: () => `req-${Math.random().toString(36).slice(2, 10)}`,
     return503OnClosing: true,
@@ -142,8 +222,9 @@ export async function createVqaServer(options: VqaServerOptions): Promise<Fastif
     if (apiError.status >= 500) request.log.error({ err: error }, 'request failed');
     // Our messages describe the input without quoting it; the original (framework) error may quote the body.
     else request.log.info({ code: apiError.code, status: apiError.status }, apiError.message);
-    if (apiError.status < 500) metrics.observeReject(apiError.code);
+    if (apiError.status < 500 || apiError.status === 503) metrics.observeReject(apiError.code);
     if (reply.sent || reply.raw.headersSent) return;
+    if (apiError.retryAfterSeconds !== undefined) void reply.header('retry-after', String(apiError.retryAfterSeconds));
     void reply.status(apiError.status).send(apiError.toBody());
   });
   app.setNotFoundHandler((request, reply) => {
@@ -154,6 +235,12 @@ export async function createVqaServer(options: VqaServerOptions): Promise<Fastif
     metrics.observeRequest({ method: request.method, route: request.routeOptions.url ?? 'unmatched', status: reply.statusCode }, reply.elapsedTime / 1000);
   });
   if (options.disposeVision) app.addHook('onClose', async () => options.vision.dispose());
+  // Refused before the body is read: at capacity a 20 MB upload costs the server nothing but this answer.
+  app.addHook('onRequest', async (request) => {
+    if (request.method !== 'POST' || !['/v1/chat/completions', '/v1/vqa'].includes(request.url.split('?')[0]!)) return;
+    if (context.readiness.draining) throw new ApiError(503, 'shutting_down', 'The server is shutting down; retry against another instance.', { retryAfterSeconds: settings.retryAfterSeconds });
+    if (queue.full) throw serverBusy(settings);
+  });
 
   registerChatCompletionsRoute(app, context);
   registerVqaRoute(app, context);
@@ -172,6 +259,39 @@ export interface RunningVqaServer {
   /** `http://host:port`, with the port the OS picked when asked for port 0. */
   url: string;
   close(): Promise<void>;
+  /**
+   * Graceful stop (SIGTERM): readiness fails, the port stops accepting, requests already accepted (queued ones too)
+   * finish; those still running after `graceMs` have their connections cut. `drained` says whether all finished.
+   */
+  shutdown(options?: { graceMs?: number }): Promise<{ drained: boolean }>;
+}
+
+/**
+ * @example
+ * ```ts
+ * process.once('SIGTERM', async () => {
+ *   const { drained } = await shutdownVqaServer(app, { graceMs: 25_000 });
+ *   process.exit(0);
+ * });
+ * ```
+ */
+export async function shutdownVqaServer(app: FastifyInstance, options: { graceMs?: number } = {}): Promise<{ drained: boolean }> {
+  const graceMs = options.graceMs ?? SERVER_DEFAULTS.shutdownGraceMs;
+  const context = (app as unknown as { vqaContext: ServerContext }).vqaContext;
+  context.readiness.setDraining(true);
+  let timer: NodeJS.Timeout | undefined;
+  const closed = app.close().then(() => true);
+  const grace = new Promise<false>((resolve) => {
+    timer = setTimeout(() => resolve(false), graceMs);
+  });
+  const drained = await Promise.race([closed, grace]);
+  clearTimeout(timer);
+  if (!drained) {
+    // Past the grace period: cut what is still open so that close() can finish and the process can exit.
+    app.server.closeAllConnections();
+    await closed;
+  }
+  return { drained };
 }
 
 /**
@@ -189,5 +309,5 @@ export async function startVqaServer(options: VqaServerOptions & { host?: string
   await app.listen({ host: options.host ?? SERVER_DEFAULTS.host, port: options.port ?? SERVER_DEFAULTS.port });
   const address = app.server.address() as AddressInfo;
   const host = address.family === 'IPv6' ? `[${address.address}]` : address.address;
-  return { app, url: `http://${host}:${address.port}`, close: () => app.close() };
+  return { app, url: `http://${host}:${address.port}`, close: () => app.close(), shutdown: (shutdownOptions) => shutdownVqaServer(app, shutdownOptions) };
 }

@@ -15,6 +15,8 @@ describe('the server operations endpoints', () => {
 
   it('should report liveness and, once the probe inference ran, readiness', async () => {
     expect(await (await fetch(`${server.url}/healthz`)).json()).toEqual({ status: 'ok' });
+    // Until the first probe inference has passed, /readyz says `loading` at once (see test/hardening/operations).
+    await (server.server.app as unknown as { vqaContext: { readiness: { settled(): Promise<unknown> } } }).vqaContext.readiness.settled();
     const ready = await fetch(`${server.url}/readyz`);
     expect(ready.status).toBe(200);
     expect(await ready.json()).toMatchObject({ status: 'ready', models: { caption: 'tiny-blip', vqa: 'tiny-vle' } });

@@ -5,6 +5,7 @@ import { VQA_CHAIN_DEFAULTS } from '../../../chains/defaults.js';
 import { formatConfig, maskSecret, maskUrl, type ConfigEntry } from '../../server/describe-config.js';
 import { SERVER_DEFAULTS } from '../../server/server-defaults.js';
 import { startVqaServer } from '../../server/vqa-server.js';
+import { SAFE_FETCH_DEFAULTS } from '../../net/safe-fetch.js';
 import { addModelOptions, openVisionModels, parsePositiveInteger, type ModelCommandOptions } from '../shared.js';
 
 interface ServeCommandOptions extends ModelCommandOptions {
@@ -19,6 +20,11 @@ interface ServeCommandOptions extends ModelCommandOptions {
   allowImageUrls?: boolean;
   bodyLimit: number;
   maxConcurrency: number;
+  maxQueue: number;
+  requestTimeout: number;
+  shutdownGrace: number;
+  imageUrlHosts?: string;
+  allowHttpImageUrls?: boolean;
   logLevel: string;
   web: boolean;
 }
@@ -62,12 +68,19 @@ export function register(program: Command): void {
     .addOption(new Option('--served-model-name <name>', 'the model name /v1/models lists and requests must use').env('VQA_LLM_SERVED_MODEL').default(SERVER_DEFAULTS.modelName))
     .option('--allow-image-urls', 'download http(s) image URLs (off: data URLs and uploads only; env VQA_LLM_ALLOW_IMAGE_URLS)')
     .addOption(new Option('--body-limit <bytes>', 'largest request body').env('VQA_LLM_BODY_LIMIT').default(SERVER_DEFAULTS.bodyLimitBytes).argParser(parsePositiveInteger('--body-limit')))
+    .addOption(new Option('--image-url-hosts <list>', 'with --allow-image-urls: comma-separated hosts images may come from (exact, or *.example.com)').env('VQA_LLM_IMAGE_URL_HOSTS'))
+    .option('--allow-http-image-urls', 'with --allow-image-urls: accept plain http as well as https (env VQA_LLM_ALLOW_HTTP_IMAGE_URLS)')
     .addOption(new Option('--max-concurrency <n>', 'requests answered at once; the rest wait in order').env('VQA_LLM_MAX_CONCURRENCY').default(SERVER_DEFAULTS.maxConcurrency).argParser(parsePositiveInteger('--max-concurrency')))
+    .addOption(new Option('--max-queue <n>', 'requests that may wait beyond those in flight; more get 503 with Retry-After').env('VQA_LLM_MAX_QUEUE').default(SERVER_DEFAULTS.maxQueue).argParser(parsePositiveInteger('--max-queue')))
+    .addOption(new Option('--request-timeout <ms>', 'deadline of one request, queue wait included (503 while queued, 504 while running)').env('VQA_LLM_REQUEST_TIMEOUT_MS').default(SERVER_DEFAULTS.requestTimeoutMs).argParser(parsePositiveInteger('--request-timeout')))
+    .addOption(new Option('--shutdown-grace <ms>', 'on SIGTERM/SIGINT, how long in-flight requests may finish before connections are cut').env('VQA_LLM_SHUTDOWN_GRACE_MS').default(SERVER_DEFAULTS.shutdownGraceMs).argParser(parsePositiveInteger('--shutdown-grace')))
     .addOption(new Option('--log-level <level>', 'JSON log level on stdout').choices(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).env('VQA_LLM_LOG_LEVEL').default(SERVER_DEFAULTS.logLevel))
     .option('--no-web', 'do not serve the demo page at /');
   addModelOptions(command).action(async (options: ServeCommandOptions, self: Command) => {
     const env = process.env;
     const allowImageUrls = options.allowImageUrls ?? envFlag('VQA_LLM_ALLOW_IMAGE_URLS', env) ?? SERVER_DEFAULTS.allowImageUrls;
+    const allowHttpImageUrls = options.allowHttpImageUrls ?? envFlag('VQA_LLM_ALLOW_HTTP_IMAGE_URLS', env) ?? SAFE_FETCH_DEFAULTS.allowHttp;
+    const imageUrlHosts = (options.imageUrlHosts ?? '').split(',').map((host) => host.trim()).filter(Boolean);
     const provider = resolveLlmProvider(options.llm, env);
     const llm = createChatModel({ provider, model: options.llmModel, baseUrl: options.llmBaseUrl, env });
     const llmModel = options.llmModel ?? env.VQA_LLM_MODEL ?? CHAT_MODEL_DEFAULTS.model;
@@ -90,9 +103,16 @@ export function register(program: Command): void {
     entries.push(
       { name: 'served model name', value: options.servedModelName, source: sourceOf(self, 'servedModelName', '--served-model-name') },
       { name: 'top-k', value: String(options.topK), source: sourceOf(self, 'topK', '--top-k') },
-      { name: 'image urls', value: allowImageUrls ? 'allowed (http/https)' : 'refused (data URLs and uploads only)', source: options.allowImageUrls ? '--allow-image-urls' : env.VQA_LLM_ALLOW_IMAGE_URLS ? 'env VQA_LLM_ALLOW_IMAGE_URLS' : 'default' },
+      {
+        name: 'image urls',
+        value: allowImageUrls ? `allowed (${allowHttpImageUrls ? 'https and http' : 'https only'}, public addresses only${imageUrlHosts.length > 0 ? `, hosts ${imageUrlHosts.join(' ')}` : ''})` : 'refused (data URLs and uploads only)',
+        source: options.allowImageUrls ? '--allow-image-urls' : env.VQA_LLM_ALLOW_IMAGE_URLS ? 'env VQA_LLM_ALLOW_IMAGE_URLS' : 'default',
+      },
       { name: 'body limit bytes', value: String(options.bodyLimit), source: sourceOf(self, 'bodyLimit', '--body-limit') },
       { name: 'max concurrency', value: String(options.maxConcurrency), source: sourceOf(self, 'maxConcurrency', '--max-concurrency') },
+      { name: 'max queue', value: String(options.maxQueue), source: sourceOf(self, 'maxQueue', '--max-queue') },
+      { name: 'request timeout ms', value: String(options.requestTimeout), source: sourceOf(self, 'requestTimeout', '--request-timeout') },
+      { name: 'shutdown grace ms', value: String(options.shutdownGrace), source: sourceOf(self, 'shutdownGrace', '--shutdown-grace') },
       { name: 'log level', value: options.logLevel, source: sourceOf(self, 'logLevel', '--log-level') },
       { name: 'demo page', value: options.web ? 'on' : 'off', source: sourceOf(self, 'web', '--no-web') },
     );
@@ -105,8 +125,11 @@ export function register(program: Command): void {
       chainOptions: { topK: options.topK, llmTimeoutMs: options.llmTimeout },
       modelName: options.servedModelName,
       allowImageUrls,
+      imageUrlPolicy: { allowHttp: allowHttpImageUrls, ...(imageUrlHosts.length > 0 ? { allowedHosts: imageUrlHosts } : {}) },
       bodyLimitBytes: options.bodyLimit,
       maxConcurrency: options.maxConcurrency,
+      maxQueue: options.maxQueue,
+      requestTimeoutMs: options.requestTimeout,
       web: options.web,
       logger: { level: options.logLevel },
       disposeVision: true,
@@ -115,14 +138,24 @@ export function register(program: Command): void {
     });
     process.stderr.write(`vqa-llm listening on ${server.url} (OpenAI base URL ${server.url}/v1${options.web ? `, demo page ${server.url}/` : ''})\n`);
 
-    // Stops accepting, lets in-flight requests finish, then frees the models; the hardening issue bounds the wait.
+    // SIGTERM (Kubernetes, systemd, docker stop): readiness fails, the port closes, accepted requests finish within
+    // the grace period, then the process exits 0. A second signal does not cut the drain short: the grace does.
     await new Promise<void>((resolve) => {
       const stop = (signal: NodeJS.Signals): void => {
-        process.stderr.write(`vqa-llm: ${signal}, shutting down\n`);
-        server.close().then(resolve, resolve);
+        process.stderr.write(`vqa-llm: ${signal}, draining (up to ${options.shutdownGrace} ms)\n`);
+        server.shutdown({ graceMs: options.shutdownGrace }).then(
+          ({ drained }) => {
+            process.stderr.write(drained ? 'vqa-llm: drained, exiting\n' : 'vqa-llm: grace period over, remaining connections cut\n');
+            resolve();
+          },
+          () => resolve(),
+        );
       };
       process.once('SIGTERM', stop);
       process.once('SIGINT', stop);
     });
+    process.exitCode = 0;
+    // Worker threads or a stray keep-alive timer must not hold the exit past the drain.
+    setTimeout(() => process.exit(0), 2_000).unref();
   });
 }

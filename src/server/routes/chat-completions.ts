@@ -2,11 +2,13 @@ import { randomUUID } from 'node:crypto';
 import { Readable } from 'node:stream';
 import type { FastifyBaseLogger, FastifyInstance } from 'fastify';
 import type { VqaInput, VqaResult, VqaStreamChunk } from '../../../chains/types.js';
+import { validateQuestion } from '../../question.js';
 import { toApiError } from '../api-error.js';
 import { parseChatRequest } from '../chat-request.js';
+import { checkImageHeader } from '../image-guard.js';
 import { readImageSource } from '../image-source.js';
 import type { ServerContext } from '../vqa-server.js';
-import { abortOnClose } from './abort-on-close.js';
+import { acquireSlot, requestScope, workError } from './request-scope.js';
 
 /** The extra field that carries the pipeline's full result; standard clients ignore fields they do not know. */
 export const RESULT_FIELD = 'vqa_llm';
@@ -98,28 +100,34 @@ export function registerChatCompletionsRoute(app: FastifyInstance, context: Serv
   const { settings } = context;
   app.post('/v1/chat/completions', async (request, reply) => {
     const parsed = parseChatRequest(request.body, settings);
-    const signal = abortOnClose(reply);
+    // Everything cheap is checked before the request takes a slot: the question, then the image's header.
+    validateQuestion(parsed.question, { maxLength: settings.maxQuestionLength });
+    const scope = requestScope(reply, context);
+    const { signal } = scope;
     let image: Uint8Array;
     try {
       image = await readImageSource(parsed.imageUrl, { ...settings, signal, param: parsed.imageParam });
+      await checkImageHeader(image, { maxPixels: settings.maxImagePixels, maxAspectRatio: settings.maxImageAspectRatio, maxFrames: settings.maxImageFrames });
     } catch (error) {
       throw toApiError(error, parsed.imageParam);
     }
     const input: VqaInput = { image, question: parsed.question, history: parsed.history, ...(parsed.topK ? { topK: parsed.topK } : {}) };
     const ids: CompletionIds = { id: `chatcmpl-${randomUUID()}`, created: Math.floor(Date.now() / 1000), model: settings.modelName };
 
+    const done = await acquireSlot(context, scope);
     if (!parsed.stream) {
       try {
-        const result = await context.queue.run(() => context.chain.invoke(input, { signal }), signal);
+        const result = await context.chain.invoke(input, { signal });
         context.metrics.observeResult(result);
         logResult(request.log, result, image.byteLength);
         return completionBody(ids, result);
       } catch (error) {
-        throw toApiError(error, parsed.imageParam);
+        throw workError(error, context, scope, parsed.imageParam);
+      } finally {
+        done();
       }
     }
 
-    const done = await context.queue.acquire(signal);
     let iterator: AsyncIterator<VqaStreamChunk> | undefined;
     let first: IteratorResult<VqaStreamChunk>;
     try {
@@ -129,7 +137,7 @@ export function registerChatCompletionsRoute(app: FastifyInstance, context: Serv
     } catch (error) {
       done();
       await iterator?.return?.().catch(() => undefined);
-      throw toApiError(error, parsed.imageParam);
+      throw workError(error, context, scope, parsed.imageParam);
     }
     reply.header('content-type', 'text/event-stream; charset=utf-8').header('cache-control', 'no-cache').header('x-accel-buffering', 'no');
     return reply.send(Readable.from(sseEvents(ids, first, iterator, done, context, request.log, image.byteLength, signal), { objectMode: false }));

@@ -1,9 +1,11 @@
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import type { VqaInput } from '../../../chains/types.js';
+import { validateQuestion } from '../../question.js';
 import { ApiError, toApiError } from '../api-error.js';
+import { checkImageHeader } from '../image-guard.js';
 import { readImageSource } from '../image-source.js';
 import type { ServerContext } from '../vqa-server.js';
-import { abortOnClose } from './abort-on-close.js';
+import { acquireSlot, requestScope, workError } from './request-scope.js';
 
 interface VqaFields {
   image?: Uint8Array;
@@ -61,7 +63,8 @@ async function readJson(request: FastifyRequest, context: ServerContext, signal:
 
 export function registerVqaRoute(app: FastifyInstance, context: ServerContext): void {
   app.post('/v1/vqa', async (request, reply) => {
-    const signal = abortOnClose(reply);
+    const scope = requestScope(reply, context);
+    const { signal } = scope;
     let fields: VqaFields;
     try {
       fields = request.isMultipart() ? await readMultipart(request) : await readJson(request, context, signal);
@@ -73,7 +76,14 @@ export function registerVqaRoute(app: FastifyInstance, context: ServerContext): 
       throw new ApiError(400, 'missing_question', 'The request has no question.', { param: 'question' });
     }
     if (typeof fields.question !== 'string') throw new ApiError(400, 'invalid_value', '`question` must be a string.', { param: 'question' });
+    validateQuestion(fields.question, { maxLength: context.settings.maxQuestionLength });
     const topK = parseTopK(fields.topK, context.settings.maxTopK);
+    try {
+      const { settings } = context;
+      await checkImageHeader(fields.image, { maxPixels: settings.maxImagePixels, maxAspectRatio: settings.maxImageAspectRatio, maxFrames: settings.maxImageFrames });
+    } catch (error) {
+      throw toApiError(error, fields.imageParam);
+    }
     const input: VqaInput = {
       image: fields.image,
       question: fields.question,
@@ -81,13 +91,16 @@ export function registerVqaRoute(app: FastifyInstance, context: ServerContext): 
       ...(fields.history !== undefined ? { history: fields.history as VqaInput['history'] } : {}),
     };
     const image = fields.image;
+    const done = await acquireSlot(context, scope);
     try {
-      const result = await context.queue.run(() => context.chain.invoke(input, { signal }), signal);
+      const result = await context.chain.invoke(input, { signal });
       context.metrics.observeResult(result);
       request.log.info({ source: result.source, fallback: result.fallbackReason?.code, cached: result.cached, totalMs: Math.round(result.timings.total), imageBytes: image.byteLength }, 'answered');
       return result;
     } catch (error) {
-      throw toApiError(error, fields.imageParam);
+      throw workError(error, context, scope, fields.imageParam);
+    } finally {
+      done();
     }
   });
 }

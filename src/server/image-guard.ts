@@ -1,0 +1,60 @@
+import sharp, { type Metadata } from 'sharp';
+import { InvalidImageError } from '../errors/index.js';
+import { describeRefusedBytes, sniffFormat } from '../image/sniff-format.js';
+
+// The buffer loaders of the accepted formats; images reach sharp only as buffers (files are read into bytes first).
+const NEEDED_LOADERS = ['VipsForeignLoadJpegBuffer', 'VipsForeignLoadPngBuffer', 'VipsForeignLoadWebpBuffer', 'VipsForeignLoadNsgifBuffer', 'VipsForeignLoadTiffBuffer', 'VipsForeignLoadHeifBuffer'];
+
+/**
+ * Turns off, process-wide, every libvips loader the pipeline does not need (SVG, PDF, ImageMagick, OpenSlide, FITS,
+ * Matlab, JPEG 2000, JPEG XL, RAW, PPM, CSV, vips...). The magic-byte check in `loadImage` already keeps other formats
+ * away from sharp; this is the second wall, so that a gap in that check cannot reach librsvg or poppler.
+ *
+ * @example
+ * ```ts
+ * hardenImageDecoders();
+ * await sharp(svgBytes).metadata(); // throws: unsupported image format
+ * ```
+ */
+export function hardenImageDecoders(): void {
+  sharp.block({ operation: ['VipsForeignLoad'] });
+  sharp.unblock({ operation: NEEDED_LOADERS });
+}
+
+export interface ImageHeaderLimits {
+  maxPixels: number;
+  maxAspectRatio: number;
+  maxFrames: number;
+}
+
+/**
+ * Checks an uploaded image from its magic bytes and header only (no pixel is decoded), so that a pixel bomb, a
+ * banner of 12000x2, a 5000-frame GIF or a PDF is refused before the request takes a slot in the queue. The vision
+ * models' `loadImage` checks again when it decodes, with the header compared against what the data holds.
+ *
+ * @throws {InvalidImageError} `empty`, `unsupported_format`, `truncated`, `too_many_pixels`, `aspect_ratio`, `too_many_channels`.
+ */
+export async function checkImageHeader(bytes: Uint8Array, limits: ImageHeaderLimits): Promise<void> {
+  if (bytes.byteLength === 0) throw new InvalidImageError('empty', 'The image holds zero bytes.');
+  const format = sniffFormat(bytes);
+  if (!format) throw new InvalidImageError('unsupported_format', `The image is ${describeRefusedBytes(bytes)}; accepted formats are JPEG, PNG, WebP, GIF, TIFF, HEIF/AVIF.`);
+  let metadata: Metadata;
+  try {
+    metadata = await sharp(bytes, { limitInputPixels: false, pages: 1 }).metadata();
+  } catch (error) {
+    throw new InvalidImageError('truncated', `The image's header cannot be read (${String((error as Error)?.message ?? error).split('\n')[0]}).`, { cause: error });
+  }
+  const { width, height, pages, channels } = metadata;
+  if (!width || !height) throw new InvalidImageError('truncated', 'The image has no readable width and height.');
+  if (width * height > limits.maxPixels) {
+    throw new InvalidImageError('too_many_pixels', `The image is ${width}x${height} = ${width * height} pixels, above the server's limit of ${limits.maxPixels}.`);
+  }
+  const ratio = Math.max(width, height) / Math.min(width, height);
+  if (ratio > limits.maxAspectRatio) {
+    throw new InvalidImageError('aspect_ratio', `The image is ${width}x${height}, an aspect ratio above the server's limit of ${limits.maxAspectRatio}:1.`);
+  }
+  if ((pages ?? 1) > limits.maxFrames) {
+    throw new InvalidImageError('too_many_pixels', `The image has ${pages} frames or pages, above the server's limit of ${limits.maxFrames}; only the first would be used.`);
+  }
+  if ((channels ?? 0) > 5) throw new InvalidImageError('too_many_channels', `The image has ${channels} channels; at most 5 (CMYK with alpha) are accepted.`);
+}

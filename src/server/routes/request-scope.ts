@@ -1,0 +1,46 @@
+import type { FastifyReply } from 'fastify';
+import { ApiError, toApiError } from '../api-error.js';
+import { QueueFullError } from '../request-queue.js';
+import type { ServerContext } from '../vqa-server.js';
+import { serverBusy } from '../vqa-server.js';
+import { abortOnClose } from './abort-on-close.js';
+
+/** The signals of one request: `signal` stops its work for any reason, `deadline` says its time ran out. */
+export interface RequestScope {
+  signal: AbortSignal;
+  deadline: AbortSignal;
+}
+
+/** A request's scope: aborted when the client hangs up or `requestTimeoutMs` after arrival, whichever comes first. */
+export function requestScope(reply: FastifyReply, context: ServerContext): RequestScope {
+  const deadline = AbortSignal.timeout(context.settings.requestTimeoutMs);
+  return { signal: AbortSignal.any([abortOnClose(reply), deadline]), deadline };
+}
+
+/**
+ * Waits for a slot in the request queue. A full queue is a 503 with Retry-After at once; a deadline that passes while
+ * waiting drops the request from the queue (it never runs) and answers 503 too, since another instance may do better.
+ */
+export async function acquireSlot(context: ServerContext, scope: RequestScope): Promise<() => void> {
+  try {
+    return await context.queue.acquire(scope.signal);
+  } catch (error) {
+    if (error instanceof QueueFullError) throw serverBusy(context.settings, error);
+    if (scope.deadline.aborted) {
+      throw new ApiError(503, 'queue_timeout', `The request waited in the queue past its deadline (${context.settings.requestTimeoutMs} ms) and was dropped unanswered.`, {
+        retryAfterSeconds: context.settings.retryAfterSeconds,
+        cause: error,
+      });
+    }
+    throw toApiError(error);
+  }
+}
+
+/** Maps a failure of the work itself: past the deadline it is a 504, whatever the aborted step threw. */
+export function workError(error: unknown, context: ServerContext, scope: RequestScope, param?: string): ApiError {
+  if (error instanceof ApiError) return error;
+  if (scope.deadline.aborted) {
+    return new ApiError(504, 'deadline_exceeded', `The answer took longer than the request deadline (${context.settings.requestTimeoutMs} ms); the work was stopped.`, { cause: error });
+  }
+  return toApiError(error, param);
+}

@@ -9,7 +9,7 @@ export interface ServerMetrics {
   observeResult(result: VqaResult): void;
   observeQueue(state: RequestQueueState): void;
   observeReject(reason: string): void;
-  observeCircuit(state: 'closed' | 'open' | 'half-open'): void;
+  observeCircuit(state: 'closed' | 'open' | 'half-open', options?: { initial?: boolean }): void;
 }
 
 // Tiny models answer in milliseconds, full-size ones in seconds, an LLM in up to tens of seconds.
@@ -118,9 +118,9 @@ export function createServerMetrics(options: { defaultMetrics?: boolean } = {}):
     observeReject(reason) {
       rejects.inc({ reason });
     },
-    observeCircuit(state) {
+    observeCircuit(state, options: { initial?: boolean } = {}) {
       circuit.set(state === 'closed' ? 0 : state === 'half-open' ? 1 : 2);
-      circuitChanges.inc({ state });
+      circuitChanges.inc({ state }, options.initial ? 0 : 1);
     },
   };
 }

@@ -8,7 +8,7 @@ import Fastify, { type FastifyInstance, type FastifyRequest } from 'fastify';
 import type { VqaChainOptions } from '../../chains/types.js';
 import { createVqaChain, type VqaChain } from '../../chains/vqa-chain.js';
 import { InvalidOptionError } from '../errors/index.js';
-import { createCircuitBreaker, type CircuitBreaker } from '../llm/circuit-breaker.js';
+import { createCircuitBreaker, type CircuitBreaker, type CircuitBreakerOptions } from '../llm/circuit-breaker.js';
 import type { UrlPolicy } from '../net/safe-fetch.js';
 import { packageRoot } from '../paths.js';
 import type { VisionModels } from '../types.js';
@@ -72,10 +72,11 @@ export interface VqaServerOptions {
   /** Most frames (GIF, WebP) or pages (TIFF) a container may declare; only the first is decoded. Default 1000. */
   maxImageFrames?: number;
   /**
-   * The LLM's circuit breaker. Default: one of the server's own that opens after 5 failures in a row and probes
-   * again after 30 s. Pass `false` for none.
+   * The LLM's circuit breaker: after `failureThreshold` endpoint failures in a row (default 5) the LLM is skipped
+   * (answers fall back at once with `llm_circuit_open`) for `resetTimeoutMs` (default 30000), then one probe call
+   * decides. `false` turns it off.
    */
-  llmCircuitBreaker?: CircuitBreaker | false;
+  llmCircuitBreaker?: Pick<CircuitBreakerOptions, 'failureThreshold' | 'resetTimeoutMs'> | false;
   /** Serve the demo page at `/`. Default true. */
   web?: boolean;
   /** Structured JSON logs (pino): `false` for none; `stream` to send them elsewhere than stdout. Default `{ level: 'info' }`. */
@@ -185,8 +186,12 @@ export async function createVqaServer(options: VqaServerOptions): Promise<Fastif
   const breaker =
     options.llm === 'none' || options.llmCircuitBreaker === false
       ? undefined
-      : (options.llmCircuitBreaker ??
-        createCircuitBreaker({ failureThreshold: SERVER_DEFAULTS.llmFailureThreshold, resetTimeoutMs: SERVER_DEFAULTS.llmCircuitResetMs, onStateChange: (state) => metrics.observeCircuit(state) }));
+      : createCircuitBreaker({
+          failureThreshold: options.llmCircuitBreaker?.failureThreshold ?? SERVER_DEFAULTS.llmFailureThreshold,
+          resetTimeoutMs: options.llmCircuitBreaker?.resetTimeoutMs ?? SERVER_DEFAULTS.llmCircuitResetMs,
+          onStateChange: (state) => metrics.observeCircuit(state),
+        });
+  if (breaker) metrics.observeCircuit('closed', { initial: true });
   const chain = createVqaChain({ ...options.chainOptions, vision: options.vision, llm: options.llm, ...(breaker ? { llmCircuitBreaker: breaker } : {}) });
   const llmName = chain.options.llm === 'none' ? null : ((chain.options.llm as { model?: string }).model ?? chain.options.llm.getName());
   const context: ServerContext = { chain, vision: options.vision, metrics, queue, readiness: createReadinessProbe(options.vision), settings, llmName, ...(breaker ? { breaker } : {}) };

@@ -14,7 +14,9 @@ export type ScriptedReply =
   /** Accept the request and never answer (until the client gives up or the server closes). */
   | { kind: 'hang' }
   /** Start an SSE stream, send `content` in `chunks` pieces, then destroy the socket without `[DONE]`. */
-  | { kind: 'cut'; content: string; chunks?: number };
+  | { kind: 'cut'; content: string; chunks?: number }
+  /** Stream `content` one character every `intervalMs` (a slow drip that outlasts a deadline). */
+  | { kind: 'drip'; content: string; intervalMs: number };
 
 export interface RecordedRequest {
   path: string;
@@ -93,6 +95,18 @@ export async function startFakeOpenAiServer(initial: ScriptedReply[] = []): Prom
         return;
       case 'hang':
         return;
+      case 'drip': {
+        response.writeHead(200, { 'content-type': 'text/event-stream', 'cache-control': 'no-cache', connection: 'keep-alive' });
+        response.write(sseChunk(model, { role: 'assistant', content: '' }, null));
+        for (const character of scripted.content) {
+          if (response.destroyed || response.socket?.destroyed) return;
+          response.write(sseChunk(model, { content: character }, null));
+          await new Promise((resolve) => setTimeout(resolve, scripted.intervalMs));
+        }
+        response.write(sseChunk(model, {}, 'stop'));
+        response.end('data: [DONE]\n\n');
+        return;
+      }
       case 'content':
       case 'cut': {
         if (body.stream !== true) {

@@ -23,12 +23,14 @@ const CONCURRENCY = Number(process.env.STRESS_MAX_CONCURRENCY ?? 2);
 const QUEUE = Number(process.env.STRESS_MAX_QUEUE ?? 8);
 const CAPACITY = CONCURRENCY + QUEUE;
 
-/** A loopback OpenAI-compatible LLM that answers every (streaming) request at once. */
-async function startInstantLlm(): Promise<{ baseUrl: string; server: Server }> {
+/** A loopback OpenAI-compatible LLM that answers every (streaming) request at once, or after `delayMs` when set. */
+async function startInstantLlm(): Promise<{ baseUrl: string; server: Server; setDelay(ms: number): void }> {
   const content = JSON.stringify({ shortAnswer: 'fishing pole', answer: 'The man is holding a fishing pole.' });
+  let delayMs = 0;
   const server = createServer((request, response) => {
     request.resume();
-    request.on('end', () => {
+    request.on('end', async () => {
+      if (delayMs > 0) await new Promise((resolve) => setTimeout(resolve, delayMs));
       const base = { id: 'x', created: 0, model: 'instant', object: 'chat.completion.chunk' };
       response.writeHead(200, { 'content-type': 'text/event-stream' });
       response.write(`data: ${JSON.stringify({ ...base, choices: [{ index: 0, delta: { role: 'assistant', content }, finish_reason: null }] })}\n\n`);
@@ -37,7 +39,13 @@ async function startInstantLlm(): Promise<{ baseUrl: string; server: Server }> {
     });
   });
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  return { baseUrl: `http://127.0.0.1:${(server.address() as AddressInfo).port}/v1`, server };
+  return {
+    baseUrl: `http://127.0.0.1:${(server.address() as AddressInfo).port}/v1`,
+    server,
+    setDelay(ms) {
+      delayMs = ms;
+    },
+  };
 }
 
 async function startServe(llmBaseUrl: string): Promise<{ child: ChildProcess; url: string; stderr: () => string }> {
@@ -146,7 +154,8 @@ async function sigtermUnderLoad(url: string, child: ChildProcess, payloads: stri
       () => -1,
     ),
   );
-  for (;;) {
+  const giveUpAt = Date.now() + 10_000;
+  while (Date.now() < giveUpAt) {
     const text = await (await fetch(`${url}/metrics`)).text();
     if (Number(/^vqa_llm_queue_depth (\d+)/m.exec(text)?.[1] ?? 0) >= Math.min(QUEUE, 3)) break;
     await new Promise((resolve) => setTimeout(resolve, 5));
@@ -185,6 +194,8 @@ async function main(): Promise<void> {
   const levelsOff = secondHalfMax <= firstHalfMax * 1.05 + 10;
 
   process.stderr.write('stress: SIGTERM with requests in flight and queued...\n');
+  // A slower LLM for this phase, so that requests are still queued when the signal lands rather than already done.
+  llm.setDelay(300);
   const shutdown = await sigtermUnderLoad(url, child, payloads);
   llm.server.close();
 

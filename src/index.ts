@@ -84,3 +84,11 @@ export {
   type VisualQuestionAnsweringToolOptions,
   type VisualQuestionAnsweringInput,
 } from './tools/visual-question-answering-tool.js';
+
+// Hardening (issue 5): the SSRF-safe image fetcher, the LLM circuit breaker and retry policy, graceful shutdown.
+export { safeFetchImage, SAFE_FETCH_DEFAULTS, refusedAddressReason, type UrlPolicy, type SafeFetchOptions, type HostResolver, type ResolvedAddress } from './net/index.js';
+export { createCircuitBreaker, CIRCUIT_BREAKER_DEFAULTS, type CircuitBreaker, type CircuitBreakerOptions, type CircuitState } from './llm/circuit-breaker.js';
+export { retryDelayMs, retryAfterMs, isRetryableLlmError, RETRY_BACKOFF_DEFAULTS, type RetryBackoff } from './llm/retry-policy.js';
+export { shutdownVqaServer } from './server/vqa-server.js';
+export { createImageFetcher } from './server/image-source.js';
+export { hardenImageDecoders, checkImageHeader, type ImageHeaderLimits } from './server/image-guard.js';

@@ -33,6 +33,11 @@ export interface ImageHeaderLimits {
  * models' `loadImage` checks again when it decodes, with the header compared against what the data holds.
  *
  * @throws {InvalidImageError} `empty`, `unsupported_format`, `truncated`, `too_many_pixels`, `aspect_ratio`, `too_many_channels`.
+ *
+ * @example
+ * ```ts
+ * await checkImageHeader(bytes, { maxPixels: 40_000_000, maxAspectRatio: 32, maxFrames: 1000 });
+ * ```
  */
 export async function checkImageHeader(bytes: Uint8Array, limits: ImageHeaderLimits): Promise<void> {
   if (bytes.byteLength === 0) throw new InvalidImageError('empty', 'The image holds zero bytes.');

@@ -47,6 +47,10 @@ export async function checkImageHeader(bytes: Uint8Array, limits: ImageHeaderLim
   try {
     metadata = await sharp(bytes, { limitInputPixels: false, pages: 1 }).metadata();
   } catch (error) {
+    // libvips refuses some band counts itself while reading the header; say so rather than "damaged".
+    if (/channel limit/i.test(String((error as Error)?.message))) {
+      throw new InvalidImageError('too_many_channels', 'The image has more channels than an RGB photo with alpha; at most 5 are accepted.', { cause: error });
+    }
     throw new InvalidImageError('truncated', `The image's header cannot be read (${String((error as Error)?.message ?? error).split('\n')[0]}).`, { cause: error });
   }
   const { width, height, pages, channels } = metadata;

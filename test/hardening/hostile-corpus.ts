@@ -4,7 +4,7 @@ import { deflateSync, crc32 } from 'node:zlib';
 import sharp from 'sharp';
 
 /** What a case must end in: `ok` (200 with a well-formed result), a specific 4xx error code, or `any` (either). */
-export type Expectation = 'ok' | 'any' | { status: number; code: string } | { status: '4xx' };
+export type Expectation = 'ok' | 'any' | { status: number; code: string; reason?: string } | { status: '4xx' };
 
 export interface HostileCase {
   name: string;
@@ -133,8 +133,34 @@ export async function buildHostileCorpus(externalUrl: string): Promise<HostileCa
     { name: 'polyglot: PNG with a script in a text chunk', bytes: withPngChunk(png, 'tEXt', Buffer.from(`x\0<script src="${externalUrl}/s.js"></script>`)), expect: 'ok' },
     { name: 'polyglot: JPEG magic then a PDF', bytes: Buffer.concat([Buffer.from([0xff, 0xd8, 0xff, 0xe0]), Buffer.from('%PDF-1.4\n%%EOF')]), expect: unsupported },
     { name: 'camera raw (DNG-tagged TIFF)', bytes: dngLike(), expect: unsupported },
+    { name: 'TIFF with 5 channels (RGB + 2 extra)', bytes: handmadeTiff(8, 8, 5), expect: 'any' },
+    { name: 'TIFF with 6 channels', bytes: handmadeTiff(8, 8, 6), expect: { status: 400, code: 'invalid_image' } },
   ];
   return cases;
+}
+
+/** An uncompressed little-endian TIFF of `samples` 8-bit channels (RGB plus extra samples), built by hand. */
+function handmadeTiff(width: number, height: number, samples: number): Buffer {
+  const entries: [tag: number, type: number, count: number, value: number][] = [];
+  const bitsOffset = 8 + 2 + 12 * 11 + 4;
+  const extraOffset = bitsOffset + 2 * samples;
+  const dataOffset = extraOffset + 2 * (samples - 3);
+  entries.push([256, 3, 1, width], [257, 3, 1, height], [258, 3, samples, bitsOffset], [259, 3, 1, 1], [262, 3, 1, 2], [273, 4, 1, dataOffset]);
+  entries.push([277, 3, 1, samples], [278, 3, 1, height], [279, 4, 1, width * height * samples], [284, 3, 1, 1], [338, 3, samples - 3, extraOffset]);
+  const buffer = Buffer.alloc(dataOffset + width * height * samples, 0x40);
+  buffer.write('II*\0', 0, 'latin1');
+  buffer.writeUInt32LE(8, 4);
+  buffer.writeUInt16LE(entries.length, 8);
+  entries.forEach(([tag, type, count, value], index) => {
+    const at = 10 + index * 12;
+    buffer.writeUInt16LE(tag, at);
+    buffer.writeUInt16LE(type, at + 2);
+    buffer.writeUInt32LE(count, at + 4);
+    if (type === 3 && count === 1) buffer.writeUInt16LE(value, at + 8);
+    else buffer.writeUInt32LE(value, at + 8);
+  });
+  for (let index = 0; index < samples; index += 1) buffer.writeUInt16LE(8, bitsOffset + 2 * index);
+  return buffer;
 }
 
 // A little-endian TIFF whose first IFD carries the DNGVersion tag: refused as camera raw.

@@ -31,6 +31,13 @@ export interface UrlPolicy {
   /** Default: the system resolver (`dns.promises.lookup` with `all: true`). */
   resolve?: HostResolver;
   /**
+   * Connect to private, loopback and link-local addresses too. Default false. Only for URLs the caller itself chose
+   * (the library's `loadImage` on a trusted machine), never for URLs from a request.
+   */
+  allowPrivateAddresses?: boolean;
+  /** The option name timeouts are reported under, so that a message names what the caller can change. Default `timeoutMs`. */
+  timeoutOptionName?: string;
+  /**
    * TESTS ONLY. Origins (`http://127.0.0.1:43210`) exempt from the address check, so that a test can serve images and
    * redirects from loopback. Never set it in production: it re-opens exactly the hole this module closes.
    */
@@ -78,8 +85,8 @@ interface Hop {
 }
 
 /** Checks one URL (the first, or a redirect's target) and resolves it to the one address it may connect to. */
-async function vet(url: URL, policy: Required<Omit<UrlPolicy, 'allowedHosts' | 'resolve' | 'unsafeAllowOrigins'>> & UrlPolicy, resolve: HostResolver): Promise<Hop> {
-  const exempt = policy.unsafeAllowOrigins?.includes(url.origin) ?? false;
+async function vet(url: URL, policy: UrlPolicy & { allowHttp: boolean }, resolve: HostResolver): Promise<Hop> {
+  const exempt = (policy.unsafeAllowOrigins?.includes(url.origin) ?? false) || policy.allowPrivateAddresses === true;
   if (url.protocol !== 'https:' && !(url.protocol === 'http:' && (policy.allowHttp || exempt))) {
     throw refused(
       `Refusing to fetch ${url.protocol} URL ${url.href}: only https${policy.allowHttp ? ' and http' : ''} image URLs are accepted.`,
@@ -184,7 +191,7 @@ async function readCapped(response: IncomingMessage, url: URL, maxBytes: number)
     total += chunk.byteLength;
     if (total > maxBytes) {
       response.destroy();
-      throw new InvalidImageError('too_many_bytes', `The image at ${url.href} is more than ${maxBytes} bytes, above maxBytes.`, { hint: 'Send a smaller image.' });
+      throw new InvalidImageError('too_many_bytes', `The image at ${url.href} is more than ${maxBytes} bytes, above maxBytes (${maxBytes}).`, { hint: 'Send a smaller image.' });
     }
     chunks.push(chunk);
     // The type is judged from the first bytes, so that an HTML page or a PDF is dropped before it is all downloaded.
@@ -255,7 +262,7 @@ export async function safeFetchImage(start: URL, options: SafeFetchOptions): Pro
       if (status >= 300 && status < 400 && response.headers.location !== undefined) {
         response.destroy();
         if (policy.maxRedirects === 0) throw refused(`Refusing ${start.href}: it redirects, and redirects are not followed.`);
-        if (redirects >= policy.maxRedirects) throw refused(`Refusing ${start.href}: it was redirected more than ${policy.maxRedirects} times.`);
+        if (redirects >= policy.maxRedirects) throw new InvalidImageError('fetch_failed', `Downloading ${start.href} was redirected more than ${policy.maxRedirects} times.`);
         let next: URL;
         try {
           next = new URL(response.headers.location, url);
@@ -284,7 +291,7 @@ export async function safeFetchImage(start: URL, options: SafeFetchOptions): Pro
   } catch (error) {
     if (options.signal?.aborted) throw options.signal.reason;
     if (timeout.aborted) {
-      throw new InvalidImageError('fetch_failed', `Downloading ${start.href} took longer than timeoutMs (${policy.timeoutMs} ms).`, { cause: error });
+      throw new InvalidImageError('fetch_failed', `Downloading ${start.href} took longer than ${options.timeoutOptionName ?? 'timeoutMs'} (${policy.timeoutMs} ms).`, { cause: error });
     }
     if (InvalidImageError.isInstance(error)) throw error;
     const code = (error as NodeJS.ErrnoException)?.code;

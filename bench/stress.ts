@@ -154,10 +154,12 @@ async function sigtermUnderLoad(url: string, child: ChildProcess, payloads: stri
       () => -1,
     ),
   );
+  // The signal lands once every request has been accepted (in flight or queued), so that each one counts.
   const giveUpAt = Date.now() + 10_000;
   while (Date.now() < giveUpAt) {
     const text = await (await fetch(`${url}/metrics`)).text();
-    if (Number(/^vqa_llm_queue_depth (\d+)/m.exec(text)?.[1] ?? 0) >= Math.min(QUEUE, 3)) break;
+    const read = (pattern: RegExp): number => Number(pattern.exec(text)?.[1] ?? 0);
+    if (read(/^vqa_llm_queue_depth (\d+)$/m) + read(/^vqa_llm_requests_in_flight (\d+)$/m) >= sent) break;
     await new Promise((resolve) => setTimeout(resolve, 5));
   }
   const exited = new Promise<number | null>((resolve) => child.once('exit', resolve));

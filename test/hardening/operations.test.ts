@@ -100,8 +100,13 @@ describe('vqa-llm serve under load, on SIGTERM', () => {
       });
       const body = chatBody(dataUrl('fishing.jpg'), "What is in the man's hand?");
       const requests = Array.from({ length: 12 }, () => postJson(`${url}/v1/chat/completions`, body).catch((error: unknown) => ({ status: -1, body: String(error), headers: new Headers() })));
-      // SIGTERM once the server holds requests in flight and in its queue.
-      await until(async () => /^vqa_llm_queue_depth ([4-9]|\d\d)$/m.test(await (await fetch(`${url}/metrics`)).text()));
+      // SIGTERM once the server has accepted all twelve (answered, in flight or queued), so that each one counts.
+      const accepted = async (): Promise<number> => {
+        const text = await (await fetch(`${url}/metrics`)).text();
+        const read = (pattern: RegExp): number => Number(pattern.exec(text)?.[1] ?? 0);
+        return read(/^vqa_llm_queue_depth (\d+)$/m) + read(/^vqa_llm_requests_in_flight (\d+)$/m) + read(/route="\/v1\/chat\/completions",status="200"\} (\d+)/);
+      };
+      await until(async () => (await accepted()) === 12);
       const exited = new Promise<number | null>((resolve) => child.once('exit', resolve));
       child.kill('SIGTERM');
       const results = await Promise.all(requests);

@@ -4,8 +4,8 @@ import ipaddr from 'ipaddr.js';
  * Why an IP address must not be connected to on a client's behalf, or `undefined` when it is a public unicast
  * address. Only ipaddr.js's `unicast` range passes: loopback, private (RFC 1918), link-local (169.254/16, which holds
  * the cloud metadata service 169.254.169.254, and fe80::/10), carrier-grade NAT (100.64/10), unique-local (fc00::/7),
- * multicast, broadcast, unspecified (0/8 included), reserved, benchmarking and documentation ranges are all refused. IPv4-mapped and
- * IPv4-compatible IPv6 forms are judged by the IPv4 address they carry; 6to4, Teredo and NAT64 forms, which tunnel to
+ * multicast, broadcast, unspecified (0/8 included), reserved, benchmarking and documentation ranges are all refused. IPv4-mapped IPv6 is
+ * judged by the IPv4 address it carries, IPv6 outside global unicast (2000::/3, so IPv4-compatible ::a.b.c.d too) is refused; 6to4, Teredo and NAT64 forms, which tunnel to
  * an IPv4 address the host does not see, are refused outright. Text that is not an IP address is refused too.
  *
  * @example
@@ -30,7 +30,11 @@ export function refusedAddressReason(address: string): string | undefined {
   // ipaddr.js names every special-purpose block (0/8 is `unspecified`, 198.18/15 and 240/4 `reserved`), so
   // passing only `unicast` is an allowlist rather than a list of known-bad ranges that could miss one.
   const range = parsed.range();
-  return range === 'unicast' ? undefined : range;
+  if (range !== 'unicast') return range;
+  // Public IPv6 lives in 2000::/3; ipaddr.js calls the unassigned rest `unicast`, including the deprecated
+  // IPv4-compatible ::a.b.c.d (::7f00:1 for 127.0.0.1), which some stacks still route to IPv4.
+  if (parsed.kind() === 'ipv6' && !parsed.match(ipaddr.IPv6.parse('2000::'), 3)) return 'not-global-unicast';
+  return undefined;
 }
 
 /**

@@ -22,6 +22,7 @@ const SOAK_S = Number(process.env.STRESS_SOAK_S ?? 120);
 const CONCURRENCY = Number(process.env.STRESS_MAX_CONCURRENCY ?? 2);
 const QUEUE = Number(process.env.STRESS_MAX_QUEUE ?? 8);
 const CAPACITY = CONCURRENCY + QUEUE;
+// `none` serves without an LLM, to tell the vision side's memory from the LLM step's.
 
 /** A loopback OpenAI-compatible LLM that answers every (streaming) request at once, or after `delayMs` when set. */
 async function startInstantLlm(): Promise<{ baseUrl: string; server: Server; setDelay(ms: number): void }> {
@@ -51,7 +52,7 @@ async function startInstantLlm(): Promise<{ baseUrl: string; server: Server; set
 async function startServe(llmBaseUrl: string): Promise<{ child: ChildProcess; url: string; stderr: () => string }> {
   const child = spawn(
     process.execPath,
-    [join(root, 'bin', 'vqa-llm.js'), 'serve', '--port', '0', '--models', join(root, 'test', 'fixtures', 'models'), '--caption-model', 'tiny-blip', '--vqa-model', 'tiny-vle', '--llm', 'openai', '--llm-base-url', llmBaseUrl, '--llm-model', 'instant', '--max-concurrency', String(CONCURRENCY), '--max-queue', String(QUEUE), '--log-level', 'warn', '--no-web'],
+    [join(root, 'bin', 'vqa-llm.js'), 'serve', '--port', '0', '--models', join(root, 'test', 'fixtures', 'models'), '--caption-model', 'tiny-blip', '--vqa-model', 'tiny-vle', ...(process.env.STRESS_LLM === 'none' ? ['--llm', 'none'] : ['--llm', 'openai', '--llm-base-url', llmBaseUrl, '--llm-model', 'instant']), '--max-concurrency', String(CONCURRENCY), '--max-queue', String(QUEUE), '--log-level', 'warn', '--no-web'],
     { cwd: root, env: { ...process.env, VQA_LLM_OFFLINE: '1' }, stdio: ['ignore', 'ignore', 'pipe'] },
   );
   let stderr = '';
@@ -83,8 +84,14 @@ function bodies(count: number): string[] {
 }
 
 async function rss(url: string): Promise<number> {
+  return (await memory(url)).rss;
+}
+
+/** RSS, V8 heap in use and external (Buffer, native) memory of the server, from its /metrics. */
+async function memory(url: string): Promise<{ rss: number; heapUsed: number; external: number }> {
   const text = await (await fetch(`${url}/metrics`)).text();
-  return Number(/^vqa_llm_rss_bytes (\d+)/m.exec(text)?.[1] ?? Number.NaN);
+  const read = (name: string): number => Number(new RegExp(`^${name} ([\\d.e+]+)`, 'm').exec(text)?.[1] ?? Number.NaN);
+  return { rss: read('vqa_llm_rss_bytes'), heapUsed: read('nodejs_heap_size_used_bytes'), external: read('nodejs_external_memory_bytes') };
 }
 
 function percentile(sorted: number[], p: number): number {
@@ -182,10 +189,13 @@ async function main(): Promise<void> {
   const rssAfterLoad = await rss(url);
 
   process.stderr.write(`stress: soak, ${CAPACITY} connections for ${SOAK_S} s...\n`);
-  const samples: { atSeconds: number; rssMiB: number }[] = [];
+  const samples: { atSeconds: number; rssMiB: number; heapUsedMiB: number; externalMiB: number }[] = [];
   const started = Date.now();
+  const mib = (bytes: number): number => Number((bytes / 2 ** 20).toFixed(1));
   const sampler = setInterval(() => {
-    void rss(url).then((value) => samples.push({ atSeconds: Math.round((Date.now() - started) / 1000), rssMiB: Number((value / 2 ** 20).toFixed(1)) }));
+    void memory(url).then((value) =>
+      samples.push({ atSeconds: Math.round((Date.now() - started) / 1000), rssMiB: mib(value.rss), heapUsedMiB: mib(value.heapUsed), externalMiB: mib(value.external) }),
+    );
   }, 5_000);
   const soak = await load(url, CAPACITY, SOAK_S, payloads);
   clearInterval(sampler);

@@ -126,16 +126,26 @@ export async function* runLlmStep(messages: BaseMessage[], options: LlmStepOptio
 async function* runWithRetries(messages: BaseMessage[], options: LlmStepOptions): AsyncGenerator<string, LlmOutcome> {
   const deadline = new AbortController();
   const startedAt = Date.now();
-  const timer = setTimeout(() => deadline.abort(new LlmDeadlineError(options.timeoutMs)), options.timeoutMs);
   const callerSignal = options.config.signal;
-  const signal = callerSignal ? AbortSignal.any([deadline.signal, callerSignal]) : deadline.signal;
+  // One plain controller for the model, fed by the deadline and the caller, rather than AbortSignal.any: the OpenAI
+  // SDK never removes its abort listener, and Node keeps a composite signal with listeners alive until a source
+  // aborts, so every answered call would leave one behind for good.
+  const model = new AbortController();
+  const signal = model.signal;
+  const onCallerAbort = (): void => model.abort(callerSignal?.reason);
+  const timer = setTimeout(() => {
+    deadline.abort(new LlmDeadlineError(options.timeoutMs));
+    model.abort(deadline.signal.reason);
+  }, options.timeoutMs);
+  if (callerSignal?.aborted) model.abort(callerSignal.reason);
+  else callerSignal?.addEventListener('abort', onCallerAbort, { once: true });
   let text = '';
   let emitted = '';
   try {
-    const model = withResponseFormat(options.llm, options.structuredOutput);
+    const llm = withResponseFormat(options.llm, options.structuredOutput);
     for (let attempt = 0; ; attempt += 1) {
       try {
-        const stream = await model.stream(messages, {
+        const stream = await llm.stream(messages, {
           signal,
           callbacks: options.config.callbacks,
           tags: options.config.tags,
@@ -172,6 +182,7 @@ async function* runWithRetries(messages: BaseMessage[], options: LlmStepOptions)
     }
   } finally {
     clearTimeout(timer);
+    callerSignal?.removeEventListener('abort', onCallerAbort);
   }
   // A model that ignores the signal can still finish after the deadline; its late answer is not used.
   if (deadline.signal.aborted) {

@@ -3,7 +3,6 @@ import { ApiError, toApiError } from '../api-error.js';
 import { QueueFullError } from '../request-queue.js';
 import type { ServerContext } from '../vqa-server.js';
 import { serverBusy } from '../vqa-server.js';
-import { abortOnClose } from './abort-on-close.js';
 
 /** The signals of one request: `signal` stops its work for any reason, `deadline` says its time ran out. */
 export interface RequestScope {
@@ -11,10 +10,27 @@ export interface RequestScope {
   deadline: AbortSignal;
 }
 
-/** A request's scope: aborted when the client hangs up or `requestTimeoutMs` after arrival, whichever comes first. */
+/**
+ * A request's scope: aborted when the client hangs up or `requestTimeoutMs` after arrival, whichever comes first.
+ * Plain controllers and a timer cleared when the response closes, rather than AbortSignal.any over
+ * AbortSignal.timeout: a composite signal with listeners (LangChain leaves its own) stays reachable until a source
+ * aborts, so at a few hundred requests a second those pile up for the whole deadline and beyond.
+ */
 export function requestScope(reply: FastifyReply, context: ServerContext): RequestScope {
-  const deadline = AbortSignal.timeout(context.settings.requestTimeoutMs);
-  return { signal: AbortSignal.any([abortOnClose(reply), deadline]), deadline };
+  const { requestTimeoutMs } = context.settings;
+  const work = new AbortController();
+  const deadline = new AbortController();
+  const timer = setTimeout(() => {
+    const reason = new DOMException(`The request passed its deadline of ${requestTimeoutMs} ms.`, 'TimeoutError');
+    deadline.abort(reason);
+    work.abort(reason);
+  }, requestTimeoutMs);
+  // The response's `close` is the reliable end: the request's fires once its body has been read.
+  reply.raw.once('close', () => {
+    clearTimeout(timer);
+    if (!reply.raw.writableFinished) work.abort(new DOMException('The client closed the connection.', 'AbortError'));
+  });
+  return { signal: work.signal, deadline: deadline.signal };
 }
 
 /**

@@ -29,7 +29,11 @@ export interface ChatModelOptions {
   apiKey?: string;
   /** Per HTTP attempt. Default 30000. */
   timeoutMs?: number;
-  /** Retries of transient errors (429, 5xx, connection), with exponential backoff that honours `retry-after`. Default 2. */
+  /**
+   * Retries of transient errors (429, 5xx, connection) when the model is called on its own. Inside the VQA chain
+   * the chain retries instead (`llmRetries`, jittered backoff honouring `retry-after`, within `llmTimeoutMs`, behind
+   * the circuit breaker) and calls the model with `maxRetries: 0`. Default 2.
+   */
   maxRetries?: number;
   /** Default 0: the chain picks among candidates, where creativity only hurts. */
   temperature?: number;

@@ -1,3 +1,6 @@
+import { readFileSync, writeFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 // An SVG chart of where the time goes for one question: the caption path and the VQA path run concurrently, so
 // each gets its own lane of stages, drawn to scale, for the first question on an image and for a follow-up.
 
@@ -18,6 +21,7 @@ const colours: Record<string, string> = {
   crossAttention: '#7c3aed',
   decoder: '#db2777',
   fusion: '#059669',
+  inference: '#1e3a8a',
   llm: '#dc2626',
   orchestration: '#d1d5db',
 };
@@ -64,4 +68,69 @@ ${parts.join('\n')}
 ${legend}
 </svg>
 `;
+}
+
+interface RuntimeResult {
+  name: string;
+  firstQuestion: Record<string, number>;
+  followUpQuestion: Record<string, number>;
+}
+
+interface ChainResult {
+  firstQuestion: { inference: number; orchestration: number; llm: number };
+  followUpQuestion: { inference: number; orchestration: number; llm: number };
+}
+
+function chartGroups(runtime: RuntimeResult, chain: ChainResult | undefined): ChartGroup[] {
+  const first = runtime.firstQuestion;
+  const follow = runtime.followUpQuestion;
+  // Each path's measured total minus its stages: worker messaging, tokenization, result handling.
+  const withRemainder = (stages: { name: string; ms: number }[], total: number | undefined) => [
+    ...stages,
+    { name: 'orchestration', ms: Math.max(0, (total ?? 0) - stages.reduce((sum, stage) => sum + stage.ms, 0)) },
+  ];
+  const chainLane = (label: string, breakdown: ChainResult['firstQuestion'] | undefined) =>
+    breakdown
+      ? [{ label, stages: [{ name: 'inference', ms: breakdown.inference }, { name: 'orchestration', ms: breakdown.orchestration }, { name: 'llm', ms: breakdown.llm }] }]
+      : [];
+  return [
+    {
+      title: `First question on an image: ${runtime.name}`,
+      lanes: [
+        {
+          label: 'caption path',
+          stages: withRemainder(
+            [{ name: 'decode', ms: first.decode ?? 0 }, { name: 'preprocess', ms: first.captionPreprocess ?? 0 }, { name: 'vision', ms: first.captionVision ?? 0 }, { name: 'crossAttention', ms: first.crossAttention ?? 0 }, { name: 'decoder', ms: first.decoder ?? 0 }],
+            first.captionTotal,
+          ),
+        },
+        {
+          label: 'VQA path',
+          stages: withRemainder([{ name: 'decode', ms: first.decode ?? 0 }, { name: 'preprocess', ms: first.vqaPreprocess ?? 0 }, { name: 'vision', ms: first.vqaVision ?? 0 }, { name: 'fusion', ms: first.fusion ?? 0 }], first.vqaTotal),
+        },
+        ...chainLane('VQA+LLM chain, end to end', chain?.firstQuestion),
+      ],
+    },
+    {
+      title: 'Follow-up question on the same image (caption and image embeddings cached)',
+      lanes: [
+        { label: 'caption path', stages: [{ name: 'orchestration', ms: follow.captionTotal ?? 0 }] },
+        { label: 'VQA path', stages: [{ name: 'orchestration', ms: Math.max(0, (follow.vqaTotal ?? 0) - (follow.fusion ?? 0)) }, { name: 'fusion', ms: follow.fusion ?? 0 }] },
+        ...chainLane('VQA+LLM chain, end to end', chain?.followUpQuestion),
+      ],
+    },
+  ];
+}
+
+/** Draws the chart of the last (largest) model set in a results.json written by `npm run bench`. */
+export function writeLatencyChart(resultsPath: string, chartPath: string): void {
+  const results = JSON.parse(readFileSync(resultsPath, 'utf8')) as { machine: { cores: number }; runtime: RuntimeResult[]; chain: ChainResult[] };
+  const svg = renderLatencyChart(`vqa-llm latency per stage, ${results.machine.cores} cores, median ms`, chartGroups(results.runtime.at(-1)!, results.chain.at(-1)));
+  writeFileSync(chartPath, svg);
+}
+
+// `node dist/bench/chart.js [results.json] [latency.svg]` redraws the chart without rerunning the benchmarks.
+if (process.argv[1] && fileURLToPath(import.meta.url) === process.argv[1]) {
+  const root = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
+  writeLatencyChart(process.argv[2] ?? join(root, 'bench', 'results.json'), process.argv[3] ?? join(root, 'bench', 'latency.svg'));
 }

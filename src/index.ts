@@ -5,6 +5,7 @@ export { createVisionModels, type VisionModelsOptions } from './runtime/vision-m
 export { BlipCaptioner } from './runtime/blip-captioner.js';
 export type { VisionModelOptions } from './runtime/vision-model-base.js';
 export { VleVqa, DEFAULT_TOP_K } from './runtime/vle-vqa.js';
+export { deferVisionModels } from './runtime/deferred-vision-models.js';
 
 // The VQA+LLM chain (LangChain.js): caption + candidates into a prompt, an LLM picks and rephrases, with fallbacks.
 export { createVqaChain, type VqaChain } from '../chains/vqa-chain.js';

@@ -5,6 +5,7 @@ import { VQA_CHAIN_DEFAULTS } from '../../../chains/defaults.js';
 import { formatConfig, maskSecret, maskUrl, type ConfigEntry } from '../../server/describe-config.js';
 import { SERVER_DEFAULTS } from '../../server/server-defaults.js';
 import { startVqaServer } from '../../server/vqa-server.js';
+import { deferVisionModels } from '../../runtime/deferred-vision-models.js';
 import { SAFE_FETCH_DEFAULTS } from '../../net/safe-fetch.js';
 import { addModelOptions, openVisionModels, parsePositiveInteger, type ModelCommandOptions } from '../shared.js';
 
@@ -118,7 +119,9 @@ export function register(program: Command): void {
     );
     process.stderr.write(`vqa-llm serve configuration:\n${formatConfig(entries)}\n`);
 
-    const vision = await openVisionModels(options);
+    // Listen first: liveness answers and readiness says "loading" while full-size models take seconds to load.
+    const loading = openVisionModels(options);
+    const vision = deferVisionModels(loading, { caption: options.captionModel, vqa: options.vqaModel });
     const server = await startVqaServer({
       vision,
       llm,
@@ -138,9 +141,14 @@ export function register(program: Command): void {
     });
     process.stderr.write(`vqa-llm listening on ${server.url} (OpenAI base URL ${server.url}/v1${options.web ? `, demo page ${server.url}/` : ''})\n`);
 
+    // A model that cannot load is fatal: say why and exit non-zero rather than serve 'not ready' forever.
+    const loadFailed = loading.then(
+      () => new Promise<never>(() => undefined),
+      (error: unknown) => error,
+    );
     // SIGTERM (Kubernetes, systemd, docker stop): readiness fails, the port closes, accepted requests finish within
     // the grace period, then the process exits 0. A second signal does not cut the drain short: the grace does.
-    await new Promise<void>((resolve) => {
+    const stopped = new Promise<void>((resolve) => {
       const stop = (signal: NodeJS.Signals): void => {
         process.stderr.write(`vqa-llm: ${signal}, draining (up to ${options.shutdownGrace} ms)\n`);
         server.shutdown({ graceMs: options.shutdownGrace }).then(
@@ -154,6 +162,11 @@ export function register(program: Command): void {
       process.once('SIGTERM', stop);
       process.once('SIGINT', stop);
     });
+    const failure = await Promise.race([stopped.then(() => undefined), loadFailed]);
+    if (failure !== undefined) {
+      await server.close().catch(() => undefined);
+      throw failure;
+    }
     process.exitCode = 0;
     // Worker threads or a stray keep-alive timer must not hold the exit past the drain.
     setTimeout(() => process.exit(0), 2_000).unref();

@@ -2,14 +2,13 @@
 // decode, hashing, worker messaging, LangChain composition, prompt formatting, answer parsing), as a share of
 // end-to-end time. The LLM is a loopback OpenAI-compatible endpoint that answers at once, so its call time is
 // measured by the chain and subtracted, not simulated.
-import { once } from 'node:events';
-import { createServer, type Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { readFileSync } from 'node:fs';
 import { createVqaChain } from '../chains/vqa-chain.js';
 import { createChatModel } from '../src/llm/index.js';
 import { createVisionModels } from '../src/runtime/vision-models.js';
 import type { StageTimings } from '../src/types.js';
+import { startInstantLlm } from './instant-llm.js';
+import { median } from './stats.js';
 
 export interface ChainBenchResult {
   name: string;
@@ -31,41 +30,7 @@ export interface ChainBreakdown {
   orchestrationShare: number;
 }
 
-const reply = JSON.stringify({ shortAnswer: 'two', answer: 'There are two dogs in the picture.' });
-
-/** A minimal OpenAI chat-completions endpoint on 127.0.0.1 that streams a fixed JSON answer at once. */
-async function startInstantLlm(): Promise<{ server: Server; baseUrl: string }> {
-  const server = createServer((request, response) => {
-    let body = '';
-    request.on('data', (chunk: Buffer) => (body += chunk.toString()));
-    request.on('end', () => {
-      const wantsStream = (JSON.parse(body || '{}') as { stream?: boolean }).stream === true;
-      const base = { id: 'bench', created: 0, model: 'instant' };
-      if (!wantsStream) {
-        response.writeHead(200, { 'content-type': 'application/json' });
-        response.end(JSON.stringify({ ...base, object: 'chat.completion', choices: [{ index: 0, message: { role: 'assistant', content: reply }, finish_reason: 'stop' }] }));
-        return;
-      }
-      response.writeHead(200, { 'content-type': 'text/event-stream' });
-      for (const piece of reply.match(/.{1,16}/g)!) {
-        response.write(`data: ${JSON.stringify({ ...base, object: 'chat.completion.chunk', choices: [{ index: 0, delta: { content: piece }, finish_reason: null }] })}\n\n`);
-      }
-      response.write(`data: ${JSON.stringify({ ...base, object: 'chat.completion.chunk', choices: [{ index: 0, delta: {}, finish_reason: 'stop' }] })}\n\n`);
-      response.end('data: [DONE]\n\n');
-    });
-  });
-  server.listen(0, '127.0.0.1');
-  await once(server, 'listening');
-  return { server, baseUrl: `http://127.0.0.1:${(server.address() as AddressInfo).port}/v1` };
-}
-
 const sum = (timings: StageTimings, keys: string[]): number => keys.reduce((total, key) => total + (timings[key] ?? 0), 0);
-
-function median(values: number[]): number {
-  const sorted = [...values].sort((left, right) => left - right);
-  const middle = Math.floor(sorted.length / 2);
-  return sorted.length % 2 ? sorted[middle]! : (sorted[middle - 1]! + sorted[middle]!) / 2;
-}
 
 function summarize(samples: ChainBreakdown[]): ChainBreakdown {
   const pick = (key: keyof ChainBreakdown): number => Math.round(median(samples.map((sample) => sample[key])) * 1000) / 1000;
@@ -80,7 +45,7 @@ function summarize(samples: ChainBreakdown[]): ChainBreakdown {
 }
 
 export async function benchChain(name: string, modelsDir: string, captionModel: string, vqaModel: string, imagePath: string, iterations: number): Promise<ChainBenchResult> {
-  const { server, baseUrl } = await startInstantLlm();
+  const { server, baseUrl } = await startInstantLlm({ shortAnswer: 'two', answer: 'There are two dogs in the picture.' });
   const vision = await createVisionModels({ modelsDir, captionModel, vqaModel, offline: true });
   const chain = createVqaChain({ vision, llm: createChatModel({ provider: 'openai', baseUrl, apiKey: 'bench', model: 'instant' }) });
   const bytes = readFileSync(imagePath);

@@ -11,6 +11,7 @@ import { createVisionModels } from '../src/runtime/vision-models.js';
 import { packageRoot } from '../src/paths.js';
 import { transformerFlops, type FlopEstimate } from './flops.js';
 import { benchChain, type ChainBenchResult } from './chain.js';
+import { median } from './stats.js';
 import { writeLatencyChart } from './chart.js';
 import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
@@ -45,12 +46,6 @@ const { values: args } = parseArgs({
     'skip-server': { type: 'boolean', default: false },
   },
 });
-
-function median(values: number[]): number {
-  const sorted = [...values].sort((left, right) => left - right);
-  const middle = Math.floor(sorted.length / 2);
-  return sorted.length % 2 ? sorted[middle]! : (sorted[middle - 1]! + sorted[middle]!) / 2;
-}
 
 function summarize(samples: StageSummary[]): StageSummary {
   const keys = [...new Set(samples.flatMap((sample) => Object.keys(sample)))];

@@ -9,14 +9,13 @@
 //   fake:     a loopback OpenAI-compatible LLM that answers at once, so the LLM step's own work is included
 import { fork, type ChildProcess } from 'node:child_process';
 import { readFileSync } from 'node:fs';
-import { createServer } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import autocannon from 'autocannon';
 import { createChatModel, createVisionModels, startVqaServer } from '../src/index.js';
+import { startInstantLlm } from './instant-llm.js';
 
 const root = join(fileURLToPath(import.meta.url), '..', '..', '..');
 const { values } = parseArgs({
@@ -31,33 +30,9 @@ const { values } = parseArgs({
 
 type ChildMessage = { type: 'ready'; url: string } | { type: 'delay'; p50: number; p99: number; max: number; mean: number };
 
-/** A loopback LLM that answers every request at once, JSON or SSE. */
-async function startInstantLlm(): Promise<string> {
-  const content = JSON.stringify({ shortAnswer: 'fishing pole', answer: 'The man is holding a fishing pole.' });
-  const server = createServer((request, response) => {
-    let body = '';
-    request.on('data', (chunk) => (body += chunk));
-    request.on('end', () => {
-      const stream = (JSON.parse(body || '{}') as { stream?: boolean }).stream === true;
-      const base = { id: 'x', created: 0, model: 'instant' };
-      if (!stream) {
-        response.writeHead(200, { 'content-type': 'application/json' });
-        response.end(JSON.stringify({ ...base, object: 'chat.completion', choices: [{ index: 0, message: { role: 'assistant', content }, finish_reason: 'stop' }] }));
-        return;
-      }
-      response.writeHead(200, { 'content-type': 'text/event-stream' });
-      response.write(`data: ${JSON.stringify({ ...base, object: 'chat.completion.chunk', choices: [{ index: 0, delta: { role: 'assistant', content }, finish_reason: null }] })}\n\n`);
-      response.write(`data: ${JSON.stringify({ ...base, object: 'chat.completion.chunk', choices: [{ index: 0, delta: {}, finish_reason: 'stop' }] })}\n\n`);
-      response.end('data: [DONE]\n\n');
-    });
-  });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  return `http://127.0.0.1:${(server.address() as AddressInfo).port}/v1`;
-}
-
 async function runChild(): Promise<void> {
   const vision = await createVisionModels({ modelsDir: join(root, 'test', 'fixtures', 'models'), captionModel: 'tiny-blip', vqaModel: 'tiny-vle', offline: true });
-  const llm = values.llm === 'fake' ? createChatModel({ provider: 'openai', baseUrl: await startInstantLlm(), model: 'instant', env: {} }) : 'none';
+  const llm = values.llm === 'fake' ? createChatModel({ provider: 'openai', baseUrl: (await startInstantLlm()).baseUrl, model: 'instant', env: {} }) : 'none';
   const server = await startVqaServer({ vision, llm, logger: false, disposeVision: true, host: '127.0.0.1', port: 0 });
   const histogram = monitorEventLoopDelay({ resolution: 1 });
   histogram.enable();

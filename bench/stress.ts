@@ -10,9 +10,8 @@
 // Writes bench/out/stress.json and prints a summary.
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
-import { createServer, type Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
+import { startInstantLlm } from './instant-llm.js';
 import { fileURLToPath } from 'node:url';
 import autocannon from 'autocannon';
 
@@ -23,31 +22,6 @@ const CONCURRENCY = Number(process.env.STRESS_MAX_CONCURRENCY ?? 2);
 const QUEUE = Number(process.env.STRESS_MAX_QUEUE ?? 8);
 const CAPACITY = CONCURRENCY + QUEUE;
 // `none` serves without an LLM, to tell the vision side's memory from the LLM step's.
-
-/** A loopback OpenAI-compatible LLM that answers every (streaming) request at once, or after `delayMs` when set. */
-async function startInstantLlm(): Promise<{ baseUrl: string; server: Server; setDelay(ms: number): void }> {
-  const content = JSON.stringify({ shortAnswer: 'fishing pole', answer: 'The man is holding a fishing pole.' });
-  let delayMs = 0;
-  const server = createServer((request, response) => {
-    request.resume();
-    request.on('end', async () => {
-      if (delayMs > 0) await new Promise((resolve) => setTimeout(resolve, delayMs));
-      const base = { id: 'x', created: 0, model: 'instant', object: 'chat.completion.chunk' };
-      response.writeHead(200, { 'content-type': 'text/event-stream' });
-      response.write(`data: ${JSON.stringify({ ...base, choices: [{ index: 0, delta: { role: 'assistant', content }, finish_reason: null }] })}\n\n`);
-      response.write(`data: ${JSON.stringify({ ...base, choices: [{ index: 0, delta: {}, finish_reason: 'stop' }] })}\n\n`);
-      response.end('data: [DONE]\n\n');
-    });
-  });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  return {
-    baseUrl: `http://127.0.0.1:${(server.address() as AddressInfo).port}/v1`,
-    server,
-    setDelay(ms) {
-      delayMs = ms;
-    },
-  };
-}
 
 async function startServe(llmBaseUrl: string): Promise<{ child: ChildProcess; url: string; stderr: () => string }> {
   const child = spawn(

@@ -413,13 +413,7 @@ def standin_config(num_labels=3129, vocab_size=128100):
     return {
         "model_type": "vle",
         "architectures": ["VLEForVQA"],
-        "num_token_types": 2,
-        "hidden_size": 768,
-        "num_hidden_layers": 6,
-        "num_attention_heads": 12,
-        "intermediate_size": 3072,
-        "hidden_act": "gelu",
-        "layer_norm_eps": 1e-12,
+        **vle.VLE_DEFAULTS,
         "max_question_tokens": vle.MAX_QUESTION_TOKENS,
         "id2label": {str(index): label for index, label in enumerate(labels)},
         "vision_config": {

@@ -400,7 +400,9 @@ class DebertaAttention(nn.Module):
         return self.output(self.self(x, keep, rel_embeddings, c2p_index, p2c_index), x)
 
 
-class DebertaIntermediate(nn.Module):
+class FeedForwardIn(nn.Module):
+    """The feed-forward's first half, named as transformers' DebertaV2Intermediate and BertIntermediate alike."""
+
     def __init__(self, cfg):
         super().__init__()
         self.dense = nn.Linear(cfg.hidden_size, cfg.intermediate_size)
@@ -410,7 +412,9 @@ class DebertaIntermediate(nn.Module):
         return self.act(self.dense(x))
 
 
-class DebertaOutput(nn.Module):
+class FeedForwardOut(nn.Module):
+    """The feed-forward's second half with the residual and LayerNorm (DebertaV2Output, BertOutput)."""
+
     def __init__(self, cfg):
         super().__init__()
         self.dense = nn.Linear(cfg.intermediate_size, cfg.hidden_size)
@@ -424,8 +428,8 @@ class DebertaLayer(nn.Module):
     def __init__(self, cfg):
         super().__init__()
         self.attention = DebertaAttention(cfg)
-        self.intermediate = DebertaIntermediate(cfg)
-        self.output = DebertaOutput(cfg)
+        self.intermediate = FeedForwardIn(cfg)
+        self.output = FeedForwardOut(cfg)
 
     def forward(self, x, keep, rel_embeddings, c2p_index, p2c_index):
         attended = self.attention(x, keep, rel_embeddings, c2p_index, p2c_index)
@@ -555,26 +559,6 @@ class BertAttention(nn.Module):
         return self.output(self.self(x, context, additive_mask), x)
 
 
-class BertIntermediate(nn.Module):
-    def __init__(self, cfg):
-        super().__init__()
-        self.dense = nn.Linear(cfg.hidden_size, cfg.intermediate_size)
-        self.act = _activation(cfg.hidden_act)
-
-    def forward(self, x):
-        return self.act(self.dense(x))
-
-
-class BertOutput(nn.Module):
-    def __init__(self, cfg):
-        super().__init__()
-        self.dense = nn.Linear(cfg.intermediate_size, cfg.hidden_size)
-        self.LayerNorm = nn.LayerNorm(cfg.hidden_size, eps=cfg.layer_norm_eps)
-
-    def forward(self, x, residual):
-        return self.LayerNorm(self.dense(x) + residual)
-
-
 class CoAttentionLayer(nn.Module):
     """Self-attention over one stream, cross-attention to the other stream, feed-forward."""
 
@@ -582,8 +566,8 @@ class CoAttentionLayer(nn.Module):
         super().__init__()
         self.attention = BertAttention(cfg)
         self.crossattention = BertAttention(cfg)
-        self.intermediate = BertIntermediate(cfg)
-        self.output = BertOutput(cfg)
+        self.intermediate = FeedForwardIn(cfg)
+        self.output = FeedForwardOut(cfg)
 
     def forward(self, x, other, own_mask, other_mask):
         attended = self.attention(x, x, own_mask)

@@ -118,7 +118,8 @@ function positive(name: string, value: unknown): number {
   return value;
 }
 
-function isLoadedImage(input: ImageInput): input is LoadedImage {
+/** True for an image `loadImage` already decoded (passed through as is). */
+export function isLoadedImage(input: ImageInput): input is LoadedImage {
   return typeof input === 'object' && input !== null && !(input instanceof Uint8Array) && !(input instanceof ArrayBuffer) && !(input instanceof URL) && (input as { kind?: unknown }).kind === 'loaded-image';
 }
 

@@ -4,7 +4,8 @@ import { InvalidOptionError } from '../errors/invalid-option-error.js';
 import type { CaptionOptions, CaptionResult, FloatTensor, ImageInput, LoadedImage, StageTimings } from '../types.js';
 import type { TensorData } from './onnx-session.js';
 import { embeddingsOrImage, readSource, runCancellable } from './image-stage.js';
-import { configNumber, readJson } from './model-loader.js';
+import { readModelJson } from '../models/manifest.js';
+import { configNumber } from './model-loader.js';
 import { checkInteger, openModel, VisionModelBase, type OpenedModel, type VisionModelOptions } from './vision-model-base.js';
 import type { CaptionTaskResult } from './worker-protocol.js';
 
@@ -38,7 +39,7 @@ export class BlipCaptioner extends VisionModelBase {
 
   static async load(folder: string, options: VisionModelOptions = {}): Promise<BlipCaptioner> {
     const source = `${folder}/generation_config.json`;
-    const json = (await readJson(folder, 'generation_config.json')) as Record<string, unknown>;
+    const json = await readModelJson(folder, 'generation_config.json');
     const generation: GenerationConfig = {
       bosTokenId: configNumber(json, 'bos_token_id', source),
       eosTokenId: configNumber(json, 'eos_token_id', source),

@@ -1,5 +1,5 @@
 import { performance } from 'node:perf_hooks';
-import { decodeImageBytes, hashImageBytes, readImageInput } from '../image/load-image.js';
+import { decodeImageBytes, hashImageBytes, isLoadedImage, readImageInput } from '../image/load-image.js';
 import type { ImageBytes } from '../image/read-image-bytes.js';
 import type { ImageInput, ImageLimits, LoadedImage, StageTimings } from '../types.js';
 import type { EmbeddingCache } from './embedding-cache.js';
@@ -18,7 +18,7 @@ export interface ImageSource {
 /** Reads the input's bytes and hashes them (`read` stage), without decoding: cached work needs no pixels. */
 export async function readSource(input: ImageInput, options: { limits?: ImageLimits; signal?: AbortSignal }): Promise<ImageSource> {
   options.signal?.throwIfAborted();
-  if (isLoaded(input)) return { hash: input.hash, image: input, timings: {} };
+  if (isLoadedImage(input)) return { hash: input.hash, image: input, timings: {} };
   const started = performance.now();
   const bytes = await readImageInput(input, { ...options.limits, signal: options.signal });
   return { hash: hashImageBytes(bytes.bytes), bytes, timings: { read: performance.now() - started } };
@@ -45,10 +45,6 @@ export async function embeddingsOrImage(
   if (imageEmbeds) return { imageEmbeds, timings: source.timings };
   const decoded = await decodeSource(source, options);
   return { image: decoded.image, timings: decoded.timings };
-}
-
-function isLoaded(input: ImageInput): input is LoadedImage {
-  return typeof input === 'object' && input !== null && (input as LoadedImage).kind === 'loaded-image';
 }
 
 /**

@@ -1,7 +1,6 @@
-import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { ModelIntegrityError } from '../errors/model-integrity-error.js';
-import { checkModelFolder, type ModelManifest } from '../models/manifest.js';
+import { checkModelFolder, readModelJson, type ModelManifest } from '../models/manifest.js';
 import { loadTokenizer, type Tokenizer } from '../models/tokenizer.js';
 import { parsePreprocessorConfig } from '../image/preprocessor-config.js';
 import type { PreprocessorConfig } from '../types.js';
@@ -29,8 +28,8 @@ export interface ModelFolderOptions {
 export async function loadModelFolder(folder: string, kind: WorkerModelSpec['kind'], options: ModelFolderOptions = {}): Promise<LoadedModelFolder> {
   const manifest = await checkModelFolder(folder, { kind, verifyChecksums: options.verifyChecksums ?? false });
   const [config, preprocessorJson, tokenizer] = await Promise.all([
-    readJson(folder, 'config.json'),
-    readJson(folder, 'preprocessor_config.json'),
+    readModelJson(folder, 'config.json'),
+    readModelJson(folder, 'preprocessor_config.json'),
     loadTokenizer(folder),
   ]);
   const preprocessor = parsePreprocessorConfig(preprocessorJson, join(folder, 'preprocessor_config.json'));
@@ -47,22 +46,7 @@ export async function loadModelFolder(folder: string, kind: WorkerModelSpec['kin
     session,
     preprocessor,
   };
-  return { folder, manifest, config: config as Record<string, unknown>, preprocessor, tokenizer, spec };
-}
-
-export async function readJson(folder: string, file: string): Promise<unknown> {
-  const path = join(folder, file);
-  let text: string;
-  try {
-    text = await readFile(path, 'utf8');
-  } catch (error) {
-    throw new ModelIntegrityError('missing_file', `${path} is missing.`, { hint: 'Export the model folder again with `vqa-llm models export`.', cause: error });
-  }
-  try {
-    return JSON.parse(text) as unknown;
-  } catch (error) {
-    throw new ModelIntegrityError('bad_manifest', `${path} is not valid JSON: ${(error as Error).message}.`, { cause: error });
-  }
+  return { folder, manifest, config, preprocessor, tokenizer, spec };
 }
 
 /** A required number in a config object; the exporter writes every value out, so absence is a broken folder. */

@@ -199,7 +199,7 @@ async function benchServer(images: 'same' | 'distinct', duration: string): Promi
 
 async function main(): Promise<void> {
   const cores = availableParallelism();
-  const image = args.image ?? (existsSync(join(root, '..', 'shared', 'images', 'dogs.jpg')) ? join(root, '..', 'shared', 'images', 'dogs.jpg') : join(root, 'test', 'fixtures', 'images', 'fishing.jpg'));
+  const image = args.image ?? join(root, 'test', 'fixtures', 'eval', 'dogs.jpg');
   console.log(`vqa-llm runtime benchmark: ${cores} cores, node ${process.version}, image ${image}`);
   const perModelThreads = Math.max(1, Math.floor(cores / 2));
   const single = await matmulCeiling(perModelThreads);

@@ -5,7 +5,7 @@
 //
 // Run:
 //   npx tsc -p . && node dist/examples/agent-tool.js --tiny --llm none test/fixtures/images/truck.jpg
-//   OPENAI_API_KEY=sk-... node dist/examples/agent-tool.js ../shared/images/dogs.jpg
+//   OPENAI_API_KEY=sk-... node dist/examples/agent-tool.js test/fixtures/eval/dogs.jpg
 import { AIMessage, type BaseMessage } from '@langchain/core/messages';
 import { fakeModel } from '@langchain/core/testing';
 import { tool } from '@langchain/core/tools';

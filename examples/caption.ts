@@ -3,7 +3,7 @@
 // Run (tiny test models, no download):
 //   npx tsc -p . && node dist/examples/caption.js --tiny test/fixtures/images/fishing.jpg
 // With the real models (fetched once with `vqa-llm models fetch`):
-//   node dist/examples/caption.js ../shared/images/fishing.jpg
+//   node dist/examples/caption.js test/fixtures/images/fishing.jpg
 import { fromRoot, openVision, parseExampleArgs, usage } from './support.js';
 
 const args = parseExampleArgs();

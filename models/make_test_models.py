@@ -13,7 +13,6 @@ without breaking the other.
 
 import argparse
 import os
-import shutil
 import sys
 import time
 
@@ -21,9 +20,8 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(HERE)
 sys.path.insert(0, HERE)
 
-# Photographs used by the tests; copied from SHARED_IMAGES when the fixtures folder lacks them.
+# Photographs used by the tests: committed fixtures (from iflytek/VLE `pics/`, Apache-2.0), never fetched.
 PHOTOS = ("fishing.jpg", "truck.jpg")
-SHARED_IMAGES = "/work/shared/images"
 SYNTHETIC = "synthetic.png"
 
 
@@ -50,10 +48,7 @@ def ensure_images(images_root):
     for name in PHOTOS:
         target = os.path.join(images_root, name)
         if not os.path.exists(target):
-            source = os.path.join(SHARED_IMAGES, name)
-            if not os.path.exists(source):
-                raise SystemExit(f"{target} is missing and there is no {source} to copy it from.")
-            shutil.copyfile(source, target)
+            raise SystemExit(f"{target} is missing: it is a committed fixture (git checkout -- {target}).")
     if not os.path.exists(os.path.join(images_root, SYNTHETIC)):
         write_synthetic_image(os.path.join(images_root, SYNTHETIC))
 

@@ -6,7 +6,7 @@ import type { VisionModels } from '../../dist/src/types.js';
 import { reply } from './test-doubles.js';
 
 const runtime = 'dist/src/runtime/vision-models.js';
-const image = '../shared/images/fishing.jpg';
+const image = 'test/fixtures/images/fishing.jpg';
 const question = "What is in the man's hand?";
 
 // The tiny models have random weights: their captions and candidates are noise, so this checks the wiring

@@ -20,6 +20,7 @@ import torch
 from torch import nn
 
 from .manifest import tensor_spec, write_json, write_manifest
+from .onnx_export import export_torchscript
 
 OPSET = 14
 KIND = "blip-captioner"
@@ -580,7 +581,7 @@ def _export(module, args, path, spec):
     os.makedirs(os.path.dirname(path), exist_ok=True)
     inputs, outputs = spec["inputs"], spec["outputs"]
     with torch.no_grad():
-        torch.onnx.export(
+        export_torchscript(
             module,
             args,
             path,

@@ -27,6 +27,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .manifest import tensor_spec, write_json, write_manifest
+from .onnx_export import export_torchscript
 
 OPSET = 14
 KIND = "vle-vqa"
@@ -874,7 +875,7 @@ def _export_graph(module, args, path, input_names, output_names, dynamic_axes):
     with tempfile.TemporaryDirectory(dir=os.path.dirname(path)) as scratch:
         scratch_path = os.path.join(scratch, "graph.onnx")
         with torch.no_grad():
-            torch.onnx.export(
+            export_torchscript(
                 module,
                 args,
                 scratch_path,

@@ -5,7 +5,7 @@ import type { FewShotExample } from '../prompts/few-shot.js';
 import type { VqaTurn } from '../prompts/vqa-v1.js';
 import type { CircuitBreaker } from '../src/llm/circuit-breaker.js';
 import type { RetryBackoff } from '../src/llm/retry-policy.js';
-import type { Candidate, CaptionOptions, ImageInput, StageTimings, VisionModels } from '../src/types.js';
+import type { Candidate, CaptionOptions, ImageInput, StageTimings, VisionModels, VqaWarning } from '../src/types.js';
 
 export type { FewShotExample, VqaTurn };
 
@@ -92,6 +92,8 @@ export interface VqaResult {
   fallbackReason?: FallbackReason;
   /** The candidate the short answer matches after normalisation (case, articles, punctuation, number words). */
   matchedCandidate?: { index: number; answer: string };
+  /** From the VQA model, e.g. a question longer than its fine-tuning questions (it still ran whole, as upstream). */
+  warnings?: VqaWarning[];
   /** Whether image-only work came from the per-image cache (a follow-up question about the same image). */
   cached: { caption: boolean; imageEmbeddings: boolean };
   timings: VqaTimings;

@@ -256,6 +256,7 @@ export class VqaChain extends RunnableWithChunks<VqaInput, VqaResult, VqaCallOpt
       source: outcome.ok ? 'llm' : 'vqa',
       ...(outcome.ok ? {} : { fallbackReason: outcome.reason }),
       ...(matched ? { matchedCandidate: matched } : {}),
+      ...(candidates.warnings ? { warnings: candidates.warnings } : {}),
       cached: { caption: caption.cached, imageEmbeddings: candidates.imageCached },
       timings: {
         prepare: prepared.prepareMs,

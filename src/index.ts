@@ -54,6 +54,7 @@ export type {
   CaptionResult,
   CandidatesOptions,
   CandidatesResult,
+  VqaWarning,
   VisionModels,
   ProgressEvent,
   ProgressCallback,

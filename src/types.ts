@@ -88,11 +88,19 @@ export interface CandidatesOptions {
   /** How many candidates to return. Default 5. */
   topK?: number;
   /**
-   * Cut a question longer than the model accepts (to the length it was fine-tuned on, [SEP] kept) instead of refusing it with
-   * `InvalidQuestionError('too_long')`. Default false: a silently shortened question can change its meaning.
+   * Cut the question to the length the model was fine-tuned on ([SEP] kept), as the tokens past it would otherwise run.
+   * Default false, as upstream: the whole question runs (a warning says when it is longer than the fine-tuning
+   * questions); only one longer than the text positions is refused with `InvalidQuestionError('too_long')`.
    */
   truncateQuestion?: boolean;
   signal?: AbortSignal;
+}
+
+/** Something the caller may want to know about an answer that did not stop it. */
+export interface VqaWarning {
+  /** `question_longer_than_fine_tuning`: the question ran whole, as upstream runs it, but is longer than the questions the model was fine-tuned on. */
+  code: 'question_longer_than_fine_tuning';
+  message: string;
 }
 
 export interface CandidatesResult {
@@ -101,6 +109,8 @@ export interface CandidatesResult {
   imageCached: boolean;
   timings: StageTimings;
   model: string;
+  /** Present when there is something to say; see {@link VqaWarning}. */
+  warnings?: VqaWarning[];
 }
 
 /** What the VQA+LLM chain needs from the vision side; `createVisionModels` returns one. */

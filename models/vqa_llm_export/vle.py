@@ -32,7 +32,7 @@ from .onnx_export import export_torchscript
 OPSET = 14
 KIND = "vle-vqa"
 # Fine-tuning on VQA v2 used max_text_len 50 (examples/VQA/vqa_train_config.json upstream); the upstream pipeline
-# itself does not truncate, so the runtime needs the limit written into config.json.
+# itself does not truncate: config.json records the length so that the runtime can warn past it (and truncate on request).
 MAX_QUESTION_TOKENS = 50
 
 CLIP_MEAN = [0.48145466, 0.4578275, 0.40821073]
@@ -910,6 +910,17 @@ def _quantize(source, target):
     quantize_dynamic(source, target, weight_type=QuantType.QInt8, use_external_data_format=large)
 
 
+def quantize_graphs(out, graphs, log=print):
+    """Dynamic int8 quantization of every graph into onnx/NAME.int8.onnx, listed under variants.int8."""
+    for graph in graphs.values():
+        target = graph["file"][: -len(".onnx")] + ".int8.onnx"
+        started = time.time()
+        _quantize(os.path.join(out, graph["file"]), os.path.join(out, target))
+        graph["variants"] = {"int8": target}
+        log(f"{target} quantized in {time.time() - started:.1f} s")
+    return graphs
+
+
 def require_onnxruntime_for_int8():
     try:
         import onnxruntime.quantization  # noqa: F401
@@ -982,12 +993,7 @@ def export_vle_folder(model, config, out, name, source, preprocessor, tokenizer_
         },
     }
     if int8:
-        for graph in graphs.values():
-            target = graph["file"][: -len(".onnx")] + ".int8.onnx"
-            started = time.time()
-            _quantize(os.path.join(out, graph["file"]), os.path.join(out, target))
-            graph["variants"] = {"int8": target}
-            log(f"{target} quantized in {time.time() - started:.1f} s")
+        quantize_graphs(out, graphs, log)
 
     write_json(os.path.join(out, "config.json"), config.to_export_dict())
     write_json(os.path.join(out, "preprocessor_config.json"), preprocessor)

@@ -1,7 +1,7 @@
 import { performance } from 'node:perf_hooks';
 import { InvalidQuestionError } from '../errors/invalid-question-error.js';
 import { ModelIntegrityError } from '../errors/model-integrity-error.js';
-import type { Candidate, CandidatesOptions, CandidatesResult, FloatTensor, ImageInput, LoadedImage, StageTimings } from '../types.js';
+import type { Candidate, CandidatesOptions, CandidatesResult, FloatTensor, ImageInput, LoadedImage, StageTimings, VqaWarning } from '../types.js';
 import type { TensorData } from './onnx-session.js';
 import { embeddingsOrImage, readSource, runCancellable } from './image-stage.js';
 import { configNumber } from './model-loader.js';
@@ -23,7 +23,7 @@ export class VleVqa extends VisionModelBase {
   private constructor(
     opened: OpenedModel,
     private readonly labels: string[],
-    private readonly maxQuestionTokens: number,
+    private readonly questionTokens: QuestionTokenLimits,
     options: VisionModelOptions,
   ) {
     super(opened, options);
@@ -39,7 +39,7 @@ export class VleVqa extends VisionModelBase {
     const source = `${folder}/config.json`;
     try {
       const labels = readLabels(opened.model.config, source);
-      return new VleVqa(opened, labels, configNumber(opened.model.config, 'max_question_tokens', source), options);
+      return new VleVqa(opened, labels, readQuestionTokenLimits(opened.model.config, source), options);
     } catch (error) {
       if (opened.ownsExecutor) await opened.executor.destroy();
       throw error;
@@ -58,7 +58,7 @@ export class VleVqa extends VisionModelBase {
     const result = await this.answer(stage, inputIds, topK, options.signal, started);
     if (result.imageEmbeds) this.embeddings.set(source.hash, result.imageEmbeds);
     delete result.imageEmbeds;
-    return { ...result, imageCached: stage.imageEmbeds !== undefined };
+    return { ...result, imageCached: stage.imageEmbeds !== undefined, ...this.warningsFor(inputIds) };
   }
 
   /** Candidates for already preprocessed pixels (`[1, 3, H, W]`). Nothing is cached. */
@@ -69,7 +69,7 @@ export class VleVqa extends VisionModelBase {
     const inputIds = this.tokenize(question, { truncate: options.truncateQuestion });
     const result = await this.answer({ pixelValues: { type: 'float32', data: pixelValues.data, dims: [...pixelValues.dims] }, timings: {} }, inputIds, topK, options.signal, started);
     delete result.imageEmbeds;
-    return result;
+    return { ...result, ...this.warningsFor(inputIds) };
   }
 
   private async answer(
@@ -110,25 +110,58 @@ export class VleVqa extends VisionModelBase {
   }
 
   /**
-   * `[CLS] question [SEP]` ids. A question longer than the model was fine-tuned on is refused unless `truncate`
-   * is set, which keeps the first tokens and the final `[SEP]`.
+   * `[CLS] question [SEP]` ids. Like upstream's VLEForVQAPipeline, a question runs whole as long as the text
+   * tower's position range (`text_config.max_position_embeddings`) allows; past that it is refused, unless
+   * `truncate` is set, which keeps the first tokens up to the fine-tuning length and the final `[SEP]`.
    */
   tokenize(question: string, options: { truncate?: boolean } = {}): number[] {
     if (typeof question !== 'string' || question.trim() === '') {
       throw new InvalidQuestionError('empty', 'The question is empty.', { hint: 'Ask something about the image.' });
     }
-    if (options.truncate) return this.model.tokenizer.encode(question.trim(), { addSpecialTokens: true, maxLength: this.maxQuestionTokens });
+    const { fineTuning, maximum } = this.questionTokens;
+    if (options.truncate) return this.model.tokenizer.encode(question.trim(), { addSpecialTokens: true, maxLength: fineTuning });
     const ids = this.model.tokenizer.encode(question.trim(), { addSpecialTokens: true });
-    if (ids.length > this.maxQuestionTokens) {
+    if (ids.length > maximum) {
       throw new InvalidQuestionError(
         'too_long',
-        `The question is ${ids.length} tokens long; ${this.name} accepts at most ${this.maxQuestionTokens} (special tokens included).`,
-        { hint: 'Shorten the question, or pass truncateQuestion: true to cut it to the length the model was fine-tuned on.' },
+        `The question is ${ids.length} tokens long; ${this.name} accepts at most ${maximum} (its text positions, special tokens included).`,
+        { hint: `Shorten the question, or pass truncateQuestion: true to cut it to the ${fineTuning} tokens the model was fine-tuned on.` },
       );
     }
     return ids;
   }
 
+  /** A question longer than the fine-tuning questions runs as upstream runs it, with a warning in the result. */
+  private warningsFor(inputIds: number[]): { warnings?: VqaWarning[] } {
+    const { fineTuning } = this.questionTokens;
+    if (inputIds.length <= fineTuning) return {};
+    return {
+      warnings: [
+        {
+          code: 'question_longer_than_fine_tuning',
+          message: `The question is ${inputIds.length} tokens long; ${this.name} was fine-tuned on questions of at most ${fineTuning}, so its answers may be less reliable.`,
+        },
+      ],
+    };
+  }
+}
+
+interface QuestionTokenLimits {
+  /** The fine-tuning length (`max_question_tokens`, 50 for the real checkpoints): information, not a limit. */
+  fineTuning: number;
+  /** The text tower's position range: what the model can run at all. */
+  maximum: number;
+}
+
+function readQuestionTokenLimits(config: Record<string, unknown>, source: string): QuestionTokenLimits {
+  const text = config.text_config;
+  if (typeof text !== 'object' || text === null) {
+    throw new ModelIntegrityError('bad_manifest', `${source} has no "text_config".`, { hint: 'Export the model folder again with `vqa-llm models export`.' });
+  }
+  return {
+    fineTuning: configNumber(config, 'max_question_tokens', source),
+    maximum: configNumber(text as Record<string, unknown>, 'max_position_embeddings', `${source} text_config`),
+  };
 }
 
 function readLabels(config: Record<string, unknown>, source: string): string[] {

@@ -69,6 +69,24 @@ describe('VleVqa on tiny-vle', () => {
     expect(cut.candidates).toHaveLength(5);
   });
 
+  it('should run a question longer than the fine-tuning length whole, as upstream does, and warn about it', async () => {
+    const config = JSON.parse(await readFile(`${tinyVle}/config.json`, 'utf8')) as { max_question_tokens: number; text_config: { max_position_embeddings: number } };
+    let words = 'what is the man holding';
+    while (vqa.tokenize(words, { truncate: true }).length < config.max_question_tokens || vqa.tokenize(words, { truncate: false }).length <= config.max_question_tokens) words += ' and the man';
+    const ids = vqa.tokenize(words);
+    expect(ids.length).toBeGreaterThan(config.max_question_tokens);
+    expect(ids.length).toBeLessThanOrEqual(config.text_config.max_position_embeddings);
+    const whole = await vqa.candidates(fixtureImage('truck.jpg'), words);
+    expect(whole.warnings?.map((warning) => warning.code)).toEqual(['question_longer_than_fine_tuning']);
+    expect(whole.warnings?.[0]?.message).toContain(`${ids.length} tokens`);
+    const cut = await vqa.candidates(fixtureImage('truck.jpg'), words, { truncateQuestion: true });
+    expect(vqa.tokenize(words, { truncate: true })).toHaveLength(config.max_question_tokens);
+    expect(cut.warnings).toBeUndefined();
+    expect(cut.candidates.map((candidate) => candidate.score)).not.toEqual(whole.candidates.map((candidate) => candidate.score));
+    const short = await vqa.candidates(fixtureImage('truck.jpg'), 'What is the man holding?');
+    expect(short.warnings).toBeUndefined();
+  });
+
   it('should refuse a top-k outside 1..number of labels', async () => {
     await expect(vqa.candidates(fixtureImage('truck.jpg'), 'What is it?', { topK: 0 })).rejects.toSatisfy(InvalidOptionError.isInstance);
     await expect(vqa.candidates(fixtureImage('truck.jpg'), 'What is it?', { topK: vqa.answers.length + 1 })).rejects.toThrow(/topK/);

@@ -821,6 +821,16 @@ def tokenizer_side_files(do_lower_case=False, model_max_length=512):
     return {"tokenizer_config.json": config, "special_tokens_map.json": special}
 
 
+def spm_byte_fallback(path):
+    """Whether a SentencePiece model turns unknown characters into byte pieces (its trainer_spec.byte_fallback)."""
+    from sentencepiece import sentencepiece_model_pb2
+
+    proto = sentencepiece_model_pb2.ModelProto()
+    with open(path, "rb") as handle:
+        proto.ParseFromString(handle.read())
+    return bool(proto.trainer_spec.byte_fallback)
+
+
 def convert_spm_tokenizer(folder):
     """tokenizer.json from the checkpoint's spm.model, through transformers' own DeBERTa-v2 converter.
 
@@ -841,6 +851,9 @@ def convert_spm_tokenizer(folder):
             )
         fast = DebertaV2TokenizerFast.from_pretrained(folder)
         tokenizer_json = json.loads(fast.backend_tokenizer.to_str())
+        # transformers' converter always writes byte_fallback false; upstream's SentencePiece tokenizer applies the
+        # model's own setting (DeBERTa-v3's is true), so the runtime needs it to give the same ids.
+        tokenizer_json["model"]["byte_fallback"] = spm_byte_fallback(os.path.join(folder, "spm.model"))
     upstream = {}
     path = os.path.join(folder, "tokenizer_config.json")
     if os.path.exists(path):

@@ -118,8 +118,16 @@ def randomize(model, seed, separate_head):
 def save_checkpoint(model, processor, folder, separate_head, tie, weights_format):
     """As the hub holds it. A separate head under a tying config is written into the weights file by hand:
     save_pretrained drops tied keys."""
-    model.save_pretrained(folder, safe_serialization=weights_format == "safetensors")
+    model.save_pretrained(folder)
     processor.save_pretrained(folder)
+    if weights_format == "bin":
+        # transformers 5 writes safetensors only (safe_serialization=False is ignored); older checkpoints on the hub,
+        # Salesforce/blip-image-captioning-base's first upload among them, hold the same state dict in a torch.save zip.
+        from safetensors.torch import load_file
+
+        path = os.path.join(folder, "model.safetensors")
+        torch.save(load_file(path), os.path.join(folder, "pytorch_model.bin"))
+        os.remove(path)
     if separate_head and tie:
         from safetensors.torch import load_file, save_file
 

@@ -79,7 +79,41 @@ export async function loadTokenizer(folder: string): Promise<Tokenizer> {
       cause: error,
     });
   }
+  if (isRecord(tokenizerJson.model) && tokenizerJson.model.type === 'Unigram' && tokenizerJson.model.byte_fallback === true) {
+    addUnigramByteFallback(inner);
+  }
   return new FolderTokenizer(inner, modelVocabSize(tokenizerJson, inner));
+}
+
+/** The part of transformers.js's Unigram model that byte fallback wraps. */
+interface UnigramModel {
+  encode(tokens: string[]): string[];
+  tokens_to_ids: Map<string, number>;
+}
+
+/**
+ * SentencePiece's byte fallback, which transformers.js's Unigram model lacks: a piece the vocabulary does not have
+ * becomes the `<0xXX>` pieces of its UTF-8 bytes (when the vocabulary has them all) instead of the unknown token.
+ * DeBERTa-v3's spm.model (VLE's tokenizer) uses it, and upstream's SentencePiece tokenizer applies it, so "café" is
+ * `c a f <0xC3> <0xA9>` there, not `c a f [UNK]`. transformers.js's lattice returns the unknown characters as the
+ * piece itself, so wrapping `encode` is enough.
+ */
+function addUnigramByteFallback(inner: TransformersTokenizer): void {
+  const model = (inner as unknown as { _tokenizer?: { model?: Partial<UnigramModel> } })._tokenizer?.model;
+  if (typeof model?.encode !== 'function' || !(model.tokens_to_ids instanceof Map)) {
+    throw new ModelIntegrityError('bad_manifest', 'tokenizer.json asks for byte fallback, which this version of transformers.js cannot be given.', {
+      hint: 'Use the @huggingface/transformers version vqa-llm pins.',
+    });
+  }
+  const vocabulary = model.tokens_to_ids;
+  const encode = model.encode.bind(model);
+  const encoder = new TextEncoder();
+  model.encode = (tokens: string[]): string[] =>
+    encode(tokens).flatMap((piece) => {
+      if (vocabulary.has(piece)) return [piece];
+      const bytes = Array.from(encoder.encode(piece), (byte) => `<0x${byte.toString(16).toUpperCase().padStart(2, '0')}>`);
+      return bytes.every((token) => vocabulary.has(token)) ? bytes : [piece];
+    });
 }
 
 class FolderTokenizer implements Tokenizer {

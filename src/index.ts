@@ -94,3 +94,8 @@ export { retryDelayMs, retryAfterMs, isRetryableLlmError, RETRY_BACKOFF_DEFAULTS
 export { shutdownVqaServer } from './server/vqa-server.js';
 export { createImageFetcher } from './server/image-source.js';
 export { hardenImageDecoders, checkImageHeader, type ImageHeaderLimits } from './server/image-guard.js';
+
+// Checkpoints: safetensors and PyTorch state dicts read tensor by tensor, without executing anything (no Python).
+export { openCheckpoint, CHECKPOINT_FILES } from './checkpoints/index.js';
+export type { Checkpoint, CheckpointFormat, CheckpointTensor, ExpectKeysOptions, ReadTensorOptions, SourceDtype, TensorData, TensorDtype, TensorInfo } from './checkpoints/index.js';
+export { CheckpointError, type CheckpointReason } from './errors/index.js';

@@ -7,3 +7,4 @@ export { InvalidQuestionError, type InvalidQuestionReason } from './invalid-ques
 export { ModelDownloadError, type ModelDownloadReason } from './model-download-error.js';
 export { ModelIntegrityError, type ModelIntegrityReason } from './model-integrity-error.js';
 export { ModelNotFoundError, type ModelNotFoundReason } from './model-not-found-error.js';
+export { CheckpointError, type CheckpointReason, type CheckpointErrorOptions } from './checkpoint-error.js';

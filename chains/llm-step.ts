@@ -8,9 +8,16 @@ import type { CircuitBreaker } from '../src/llm/circuit-breaker.js';
 import { isRetryableLlmError, retryDelayMs, type RetryBackoff } from '../src/llm/retry-policy.js';
 import { VQA_CHAIN_DEFAULTS } from './defaults.js';
 import { classifyLlmError, LlmDeadlineError } from './fallback.js';
-import type { FallbackReason, StructuredOutputMode } from './types.js';
+import type { FallbackReason, LlmUsage, StructuredOutputMode } from './types.js';
 
-export type LlmOutcome = { ok: true; value: VqaAnswer } | { ok: false; reason: FallbackReason };
+/** The step's answer or the reason to fall back; `usage` when the LLM reported token counts, either way. */
+export type LlmOutcome = ({ ok: true; value: VqaAnswer } | { ok: false; reason: FallbackReason }) & { usage?: LlmUsage };
+
+/** What the step reads from each streamed chunk (an AIMessageChunk). */
+interface LlmChunk {
+  text: string;
+  usage_metadata?: { input_tokens?: number; output_tokens?: number; total_tokens?: number };
+}
 
 export interface LlmStepOptions {
   llm: BaseChatModel;
@@ -62,13 +69,13 @@ export function describeLlm(llm: BaseChatModel): string {
 // withStructuredOutput() would send the same response_format, but it hides the raw text that the tolerant parser
 // and the streamed sentence need, and on OpenAI's non-streaming path it throws on any reply that is not pure JSON
 // (servers that ignore response_format send prose). So the request is bound here and the reply parsed below.
-function withResponseFormat(llm: BaseChatModel, mode: StructuredOutputMode): Runnable<BaseMessage[], { text: string }> {
+function withResponseFormat(llm: BaseChatModel, mode: StructuredOutputMode): Runnable<BaseMessage[], LlmChunk> {
   if (mode === 'prompt') return llm;
   const responseFormat =
     mode === 'json-object'
       ? { type: 'json_object' }
       : { type: 'json_schema', json_schema: { name: 'vqa_answer', description: VqaAnswerSchema.description, schema: VqaAnswerSchema, strict: true } };
-  return llm.withConfig({ response_format: responseFormat } as Partial<RunnableConfig>) as Runnable<BaseMessage[], { text: string }>;
+  return llm.withConfig({ response_format: responseFormat } as Partial<RunnableConfig>) as Runnable<BaseMessage[], LlmChunk>;
 }
 
 function collapse(text: string): string {
@@ -92,6 +99,24 @@ function checkUsable(value: VqaAnswer): LlmOutcome {
     return unusable('The LLM echoed the prompt instead of answering.');
   }
   return { ok: true, value: { shortAnswer, answer } };
+}
+
+function tokens(value: unknown): number {
+  return typeof value === 'number' && Number.isFinite(value) && value > 0 ? value : 0;
+}
+
+// Providers split usage differently (OpenAI: one last chunk; Anthropic: input first, output last), so every chunk's
+// counts are added, as LangChain's own chunk concatenation does.
+function addUsage(total: LlmUsage | undefined, reported: LlmChunk['usage_metadata']): LlmUsage | undefined {
+  if (!reported) return total;
+  const inputTokens = tokens(reported.input_tokens);
+  const outputTokens = tokens(reported.output_tokens);
+  const totalTokens = tokens(reported.total_tokens) || inputTokens + outputTokens;
+  return {
+    inputTokens: (total?.inputTokens ?? 0) + inputTokens,
+    outputTokens: (total?.outputTokens ?? 0) + outputTokens,
+    totalTokens: (total?.totalTokens ?? 0) + totalTokens,
+  };
 }
 
 function partialAnswer(text: string): string | undefined {
@@ -124,6 +149,8 @@ export async function* runLlmStep(messages: BaseMessage[], options: LlmStepOptio
 }
 
 async function* runWithRetries(messages: BaseMessage[], options: LlmStepOptions): AsyncGenerator<string, LlmOutcome> {
+  let usage: LlmUsage | undefined;
+  const withUsage = (outcome: LlmOutcome): LlmOutcome => (usage ? { ...outcome, usage } : outcome);
   const deadline = new AbortController();
   const startedAt = Date.now();
   const callerSignal = options.config.signal;
@@ -154,6 +181,7 @@ async function* runWithRetries(messages: BaseMessage[], options: LlmStepOptions)
           maxRetries: 0,
         } as Partial<RunnableConfig>);
         for await (const chunk of stream) {
+          usage = addUsage(usage, chunk.usage_metadata);
           text += chunk.text ?? '';
           const answer = partialAnswer(text);
           // Only growth is streamed: a partial parse that rewrites earlier text is left for the final result.
@@ -170,13 +198,13 @@ async function* runWithRetries(messages: BaseMessage[], options: LlmStepOptions)
         // A retry after text was streamed would make the client's printed answer and the result disagree.
         const delay = attempt < options.retries && text === '' && !deadline.signal.aborted && isRetryableLlmError(error) ? retryDelayMs(attempt + 1, error, options.backoff) : Infinity;
         if (delay >= remaining) {
-          return { ok: false, reason: classifyLlmError(error, { deadlineHit: deadline.signal.aborted, receivedText: text !== '', timeoutMs: options.timeoutMs }) };
+          return withUsage({ ok: false, reason: classifyLlmError(error, { deadlineHit: deadline.signal.aborted, receivedText: text !== '', timeoutMs: options.timeoutMs }) });
         }
         try {
           await sleep(delay, signal);
         } catch (abort) {
           if (callerSignal?.aborted) throw callerSignal.reason ?? abort;
-          return { ok: false, reason: classifyLlmError(abort, { deadlineHit: true, receivedText: false, timeoutMs: options.timeoutMs }) };
+          return withUsage({ ok: false, reason: classifyLlmError(abort, { deadlineHit: true, receivedText: false, timeoutMs: options.timeoutMs }) });
         }
       }
     }
@@ -186,9 +214,9 @@ async function* runWithRetries(messages: BaseMessage[], options: LlmStepOptions)
   }
   // A model that ignores the signal can still finish after the deadline; its late answer is not used.
   if (deadline.signal.aborted) {
-    return { ok: false, reason: classifyLlmError(deadline.signal.reason, { deadlineHit: true, receivedText: text !== '', timeoutMs: options.timeoutMs }) };
+    return withUsage({ ok: false, reason: classifyLlmError(deadline.signal.reason, { deadlineHit: true, receivedText: text !== '', timeoutMs: options.timeoutMs }) });
   }
   const parsed = parseAnswerText(text);
-  if (!parsed.ok) return { ok: false, reason: { code: parsed.code, message: parsed.message } };
-  return checkUsable(parsed.value);
+  if (!parsed.ok) return withUsage({ ok: false, reason: { code: parsed.code, message: parsed.message } });
+  return withUsage(checkUsable(parsed.value));
 }

@@ -77,6 +77,16 @@ export interface VqaTimings {
   stages: { caption: StageTimings; candidates: StageTimings };
 }
 
+/**
+ * The LLM's token counts for one question, as the LLM reported them (LangChain's `usage_metadata`), summed over the
+ * attempts of the LLM step (retries included), whether or not its answer was used.
+ */
+export interface LlmUsage {
+  inputTokens: number;
+  outputTokens: number;
+  totalTokens: number;
+}
+
 /** The result of one question, as the design brief defines it. */
 export interface VqaResult {
   /** One sentence for a person: the LLM's, or built from the top candidate on fallback. */
@@ -98,6 +108,11 @@ export interface VqaResult {
   cached: { caption: boolean; imageEmbeddings: boolean };
   timings: VqaTimings;
   models: { caption: string; vqa: string; llm: string | null; prompt: string };
+  /**
+   * The LLM's tokens, present exactly when it reported them: absent without an LLM call (`llm: 'none'`, an open
+   * circuit) and when the endpoint sends no usage (ChatOpenAI asks for it in streams only with `streamUsage` on).
+   */
+  usage?: LlmUsage;
 }
 
 /**

@@ -273,6 +273,7 @@ export class VqaChain extends RunnableWithChunks<VqaInput, VqaResult, VqaCallOpt
         llm: llm === 'none' ? null : describeLlm(llm),
         prompt: VQA_PROMPT_VERSION,
       },
+      ...(outcome.usage ? { usage: outcome.usage } : {}),
     };
   }
 }

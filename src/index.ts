@@ -14,7 +14,7 @@ export { createChatModel, CHAT_MODEL_DEFAULTS, type ChatModelOptions } from './l
 export { validateQuestion } from './question.js';
 export { vqaPromptV1, VQA_PROMPT_VERSION } from '../prompts/vqa-v1.js';
 export { FEW_SHOT_EXAMPLES } from '../prompts/few-shot.js';
-export type { VqaInput, VqaResult, VqaStreamChunk, VqaChainOptions, FallbackCode, FallbackReason, VqaTurn } from '../chains/types.js';
+export type { VqaInput, VqaResult, VqaStreamChunk, VqaChainOptions, FallbackCode, FallbackReason, LlmUsage, VqaTurn } from '../chains/types.js';
 
 // Images: the one place images are loaded, validated and turned into model tensors.
 export { loadImage, type LoadImageOptions } from './image/load-image.js';

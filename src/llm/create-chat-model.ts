@@ -39,6 +39,13 @@ export interface ChatModelOptions {
   temperature?: number;
   /** Default 256: the reply is a short JSON object. */
   maxTokens?: number;
+  /**
+   * Ask for token usage in streamed replies (`stream_options.include_usage`), so that results and the server's
+   * `usage` carry the LLM's counts. Default: true for api.openai.com, false for a custom `baseUrl`, because several
+   * local servers reject `stream_options`; set it (or `VQA_LLM_STREAM_USAGE=1`) for one that accepts it (vLLM,
+   * llama.cpp server, recent Ollama).
+   */
+  streamUsage?: boolean;
   /** Environment to read `OPENAI_API_KEY`, `OPENAI_BASE_URL`, `VQA_LLM_MODEL` from. Default `process.env`. */
   env?: Record<string, string | undefined>;
 }
@@ -132,8 +139,7 @@ export function createChatModel(options: ChatModelOptions = {}): BaseChatModel |
     maxTokens,
     timeout: timeoutMs,
     maxRetries,
-    // Several local servers reject `stream_options`; token usage is not worth losing them.
-    streamUsage: false,
+    streamUsage: options.streamUsage ?? (nonEmpty(env.VQA_LLM_STREAM_USAGE) === undefined ? customBaseUrl === undefined : /^(1|true|yes)$/i.test(env.VQA_LLM_STREAM_USAGE!.trim())),
     configuration: { baseURL: customBaseUrl ?? CHAT_MODEL_DEFAULTS.baseUrl },
   });
 }

@@ -1,45 +1,31 @@
-import type { VqaTurn } from '../../prompts/vqa-v1.js';
+import type { AnswerFormat } from './answer-format.js';
+import { readResponseFormat } from './answer-format.js';
 import { ApiError } from './api-error.js';
+import { reduceConversation, type Conversation, type ConversationMessage, type ConversationRole, type ImageReference } from './conversation.js';
+import { isAbsent, isObject, readModel, readStream, readTopK, refuseTools, unsupportedParameter, type RequestLimits } from './request-fields.js';
 
 /** What the pipeline needs from an OpenAI chat-completions request. */
-export interface ChatRequest {
+export interface ChatRequest extends Conversation {
   model: string;
   stream: boolean;
-  /** The one image of the conversation, as the client sent it (data URL or http(s) URL). */
-  imageUrl: string;
-  /** Where the image sat, e.g. `messages[0].content[1].image_url.url`, for error messages. */
-  imageParam: string;
-  /** The last user message's text. */
-  question: string;
-  /** Earlier user/assistant pairs, oldest first: the chatbot's context for follow-up questions. */
-  history: VqaTurn[];
+  /** `stream_options.include_usage`: a last chunk with `usage` and no choices. */
+  includeUsage: boolean;
+  /** From `response_format`: the sentence, or JSON from the result's fields. */
+  format: AnswerFormat;
   /** Extension: how many VQA candidates to compute (OpenAI has no such field). */
   topK?: number;
 }
 
-export interface ChatRequestLimits {
-  modelName: string;
-  maxMessages: number;
-  maxTopK: number;
-}
+export type ChatRequestLimits = RequestLimits;
 
 const SUPPORTED_ROLES = new Set(['system', 'developer', 'user', 'assistant']);
 
-function isObject(value: unknown): value is Record<string, unknown> {
-  return typeof value === 'object' && value !== null && !Array.isArray(value);
-}
-
-interface MessageContent {
-  text: string;
-  images: { url: string; param: string }[];
-}
-
-function readContent(content: unknown, param: string): MessageContent {
+function readContent(content: unknown, param: string): { text: string; images: ImageReference[] } {
   if (content === null || content === undefined) return { text: '', images: [] };
   if (typeof content === 'string') return { text: content, images: [] };
   if (!Array.isArray(content)) throw new ApiError(400, 'invalid_value', 'Message content must be a string or an array of parts.', { param });
   const texts: string[] = [];
-  const images: MessageContent['images'] = [];
+  const images: ImageReference[] = [];
   content.forEach((part: unknown, index) => {
     const partParam = `${param}[${index}]`;
     if (!isObject(part)) throw new ApiError(400, 'invalid_value', 'Each content part must be an object with a type.', { param: partParam });
@@ -62,14 +48,43 @@ function readContent(content: unknown, param: string): MessageContent {
   return { text: texts.join('\n'), images };
 }
 
+// Parameters that would change the answer and cannot be honoured: refused by name, never ignored.
+function refuseUnsupported(body: Record<string, unknown>): void {
+  if (!isAbsent(body.n) && body.n !== 1) throw new ApiError(400, 'invalid_value', 'Only n = 1 is supported.', { param: 'n' });
+  refuseTools(body, { tools: 'tools', toolChoice: 'tool_choice' });
+  refuseTools(body, { tools: 'functions', toolChoice: 'function_call' });
+  if (!isAbsent(body.logprobs) && body.logprobs !== false) throw unsupportedParameter('logprobs', 'the pipeline has no token log probabilities to return.');
+  if (!isAbsent(body.top_logprobs) && body.top_logprobs !== 0) throw unsupportedParameter('top_logprobs', 'the pipeline has no token log probabilities to return.');
+  if (!isAbsent(body.modalities) && !(Array.isArray(body.modalities) && body.modalities.every((modality) => modality === 'text'))) {
+    throw unsupportedParameter('modalities', 'the answer is text only.');
+  }
+  if (!isAbsent(body.audio)) throw unsupportedParameter('audio', 'the answer is text only.');
+  if (!isAbsent(body.web_search_options)) throw unsupportedParameter('web_search_options', 'the answer comes from the image and the LLM; nothing is searched.');
+}
+
+function readIncludeUsage(body: Record<string, unknown>): boolean {
+  const options = body.stream_options;
+  if (isAbsent(options)) return false;
+  if (!isObject(options)) throw new ApiError(400, 'invalid_value', '`stream_options` must be an object.', { param: 'stream_options' });
+  if (!isAbsent(options.include_usage) && typeof options.include_usage !== 'boolean') {
+    throw new ApiError(400, 'invalid_value', '`stream_options.include_usage` must be a boolean.', { param: 'stream_options.include_usage' });
+  }
+  return options.include_usage === true;
+}
+
 /**
  * Validates an OpenAI chat-completions body and reduces it to one image, one question and the earlier turns.
  *
  * System and developer messages are accepted and ignored: the pipeline's own prompt decides how the LLM answers,
- * and a client's system prompt written for a vision model would not fit it.
+ * and a client's system prompt written for a vision model would not fit it. Sampling settings (temperature, top_p,
+ * max_tokens, seed, stop...) are ignored too: the server's LLM settings decide. What would change the answer and
+ * cannot be honoured is refused by name: `tools`, `tool_choice`, `functions`, `function_call`, `n` > 1,
+ * `logprobs`, `top_logprobs`, `modalities` other than text, `audio`, `web_search_options`, unknown `response_format` types and JSON
+ * schemas the server cannot fill.
  *
  * @throws {ApiError} with OpenAI's error shape: 404 `model_not_found`, 400 `missing_image`, `too_many_images`,
- *   `missing_question`, `unsupported_role`, `unsupported_content_part`, `invalid_value`.
+ *   `missing_question`, `unsupported_role`, `unsupported_content_part`, `unsupported_parameter`,
+ *   `unsupported_schema`, `invalid_value`.
  *
  * @example
  * ```ts
@@ -77,29 +92,13 @@ function readContent(content: unknown, param: string): MessageContent {
  * request.question; // "What is in the man's hand?"
  * ```
  */
-export function parseChatRequest(body: unknown, limits: ChatRequestLimits): ChatRequest {
-  if (!isObject(body)) throw new ApiError(400, 'invalid_body', 'The request body must be a JSON object.');
-  if (typeof body.model !== 'string' || body.model.length === 0) {
-    throw new ApiError(400, 'missing_model', `The request needs a model; this server serves ${JSON.stringify(limits.modelName)}.`, { param: 'model' });
-  }
-  if (body.model !== limits.modelName) {
-    throw new ApiError(404, 'model_not_found', `The model ${JSON.stringify(body.model.slice(0, 200))} does not exist; this server serves ${JSON.stringify(limits.modelName)}.`, {
-      param: 'model',
-    });
-  }
-  if (body.stream !== undefined && body.stream !== null && typeof body.stream !== 'boolean') {
-    throw new ApiError(400, 'invalid_value', '`stream` must be a boolean.', { param: 'stream' });
-  }
-  if (body.n !== undefined && body.n !== null && body.n !== 1) {
-    throw new ApiError(400, 'invalid_value', 'Only n = 1 is supported.', { param: 'n' });
-  }
-  let topK: number | undefined;
-  if (body.top_k !== undefined && body.top_k !== null) {
-    if (typeof body.top_k !== 'number' || !Number.isInteger(body.top_k) || body.top_k < 1 || body.top_k > limits.maxTopK) {
-      throw new ApiError(400, 'invalid_value', `top_k must be an integer from 1 to ${limits.maxTopK}.`, { param: 'top_k' });
-    }
-    topK = body.top_k;
-  }
+export function parseChatRequest(input: unknown, limits: ChatRequestLimits): ChatRequest {
+  const { body, model } = readModel(input, limits);
+  const stream = readStream(body);
+  refuseUnsupported(body);
+  const topK = readTopK(body, limits);
+  const format = readResponseFormat(body.response_format);
+  const includeUsage = readIncludeUsage(body);
   const { messages } = body;
   if (!Array.isArray(messages) || messages.length === 0) {
     throw new ApiError(400, 'invalid_value', '`messages` must be a non-empty array.', { param: 'messages' });
@@ -107,12 +106,7 @@ export function parseChatRequest(body: unknown, limits: ChatRequestLimits): Chat
   if (messages.length > limits.maxMessages) {
     throw new ApiError(400, 'too_many_messages', `At most ${limits.maxMessages} messages are accepted.`, { param: 'messages' });
   }
-
-  const images: MessageContent['images'] = [];
-  const history: VqaTurn[] = [];
-  let pendingQuestion: string | undefined;
-  let last: { role: string; text: string; param: string } | undefined;
-  messages.forEach((message: unknown, index) => {
+  const read: ConversationMessage[] = messages.map((message: unknown, index) => {
     const param = `messages[${index}]`;
     if (!isObject(message)) throw new ApiError(400, 'invalid_value', 'Each message must be an object with a role.', { param });
     const role = message.role;
@@ -121,43 +115,8 @@ export function parseChatRequest(body: unknown, limits: ChatRequestLimits): Chat
         param: `${param}.role`,
       });
     }
-    const content = readContent(message.content, `${param}.content`);
-    if (content.images.length > 0 && role !== 'user') {
-      throw new ApiError(400, 'invalid_value', 'Only user messages may contain images.', { param: content.images[0]!.param });
-    }
-    images.push(...content.images);
-    const text = content.text.trim();
-    if (role === 'user') {
-      if (text) pendingQuestion = text;
-    } else if (role === 'assistant') {
-      // The client echoes our sentence back without the short answer; the sentence serves as both.
-      if (pendingQuestion !== undefined && text) history.push({ question: pendingQuestion, shortAnswer: text, answer: text });
-      pendingQuestion = undefined;
-    }
-    if (role !== 'system' && role !== 'developer') last = { role, text, param: `${param}.content` };
+    return { role: role as ConversationRole, ...readContent(message.content, `${param}.content`), param: `${param}.content` };
   });
-
-  const distinct = [...new Map(images.map((image) => [image.url, image])).values()];
-  if (distinct.length === 0) {
-    throw new ApiError(400, 'missing_image', 'The conversation has no image; add an image_url part (a data URL) to a user message.', { param: 'messages' });
-  }
-  if (distinct.length > 1) {
-    throw new ApiError(400, 'too_many_images', `The conversation has ${distinct.length} different images; ask about one image per conversation.`, {
-      param: distinct[1]!.param,
-    });
-  }
-  if (last?.role !== 'user') {
-    throw new ApiError(400, 'missing_question', 'The last message must be a user message with a question.', { param: 'messages' });
-  }
-  if (!last.text) throw new ApiError(400, 'missing_question', 'The last user message has no question text.', { param: last.param });
-
-  return {
-    model: body.model,
-    stream: body.stream === true,
-    imageUrl: distinct[0]!.url,
-    imageParam: distinct[0]!.param,
-    question: last.text,
-    history,
-    ...(topK !== undefined ? { topK } : {}),
-  };
+  const conversation = reduceConversation(read, { field: 'messages', imageHint: 'an image_url part (a data URL)' });
+  return { model, stream, includeUsage: stream && includeUsage, format, ...conversation, ...(topK !== undefined ? { topK } : {}) };
 }

@@ -6,21 +6,23 @@ import fastifyMultipart from '@fastify/multipart';
 import fastifyStatic from '@fastify/static';
 import Fastify, { type FastifyInstance, type FastifyRequest } from 'fastify';
 import type { VqaChainOptions } from '../../chains/types.js';
-import { createVqaChain, type VqaChain } from '../../chains/vqa-chain.js';
+import { createVqaChain } from '../../chains/vqa-chain.js';
 import { InvalidOptionError } from '../errors/index.js';
-import { createCircuitBreaker, type CircuitBreaker, type CircuitBreakerOptions } from '../llm/circuit-breaker.js';
+import { createCircuitBreaker, type CircuitBreakerOptions } from '../llm/circuit-breaker.js';
 import type { UrlPolicy } from '../net/safe-fetch.js';
 import { packageRoot } from '../paths.js';
 import type { VisionModels } from '../types.js';
 import { ApiError, toApiError } from './api-error.js';
 import { hardenImageDecoders } from './image-guard.js';
 import { createImageFetcher, type ImageFetcher } from './image-source.js';
-import { createServerMetrics, type ServerMetrics } from './metrics.js';
-import { createReadinessProbe, type ReadinessProbe } from './readiness.js';
-import { createRequestQueue, type RequestQueue } from './request-queue.js';
+import { createServerMetrics } from './metrics.js';
+import { createReadinessProbe } from './readiness.js';
+import { createRequestQueue } from './request-queue.js';
 import { registerChatCompletionsRoute } from './routes/chat-completions.js';
 import { registerOperationsRoutes } from './routes/operations.js';
+import { registerResponsesRoute } from './routes/responses.js';
 import { registerVqaRoute } from './routes/vqa.js';
+import { serverBusy, type ResolvedServerSettings, type ServerContext } from './server-context.js';
 import { SERVER_DEFAULTS } from './server-defaults.js';
 
 export interface VqaServerOptions {
@@ -85,47 +87,8 @@ export interface VqaServerOptions {
   disposeVision?: boolean;
 }
 
-/** The 503 of a full queue: every slot busy, the waiting line full. */
-export function serverBusy(settings: ResolvedServerSettings, cause?: unknown): ApiError {
-  return new ApiError(503, 'server_busy', `The server is at capacity (${settings.maxConcurrency} in flight, ${settings.maxQueue} waiting); retry after ${settings.retryAfterSeconds} s.`, {
-    retryAfterSeconds: settings.retryAfterSeconds,
-    cause,
-  });
-}
-
-/** What the routes share. */
-export interface ServerContext {
-  chain: VqaChain;
-  vision: VisionModels;
-  metrics: ServerMetrics;
-  queue: RequestQueue;
-  readiness: ReadinessProbe;
-  settings: ResolvedServerSettings;
-  llmName: string | null;
-  breaker?: CircuitBreaker;
-}
-
-export interface ResolvedServerSettings {
-  modelName: string;
-  allowImageUrls: boolean;
-  fetchImage: ImageFetcher;
-  bodyLimitBytes: number;
-  maxImageBytes: number;
-  maxConcurrency: number;
-  maxQueue: number;
-  retryAfterSeconds: number;
-  requestTimeoutMs: number;
-  headersTimeoutMs: number;
-  bodyTimeoutMs: number;
-  keepAliveTimeoutMs: number;
-  maxMessages: number;
-  maxTopK: number;
-  maxQuestionLength: number;
-  maxImagePixels: number;
-  maxImageAspectRatio: number;
-  maxImageFrames: number;
-  web: boolean;
-}
+// Re-exported: callers imported them from here before they had a file of their own.
+export { serverBusy, type ResolvedServerSettings, type ServerContext };
 
 function positiveInteger(name: string, value: number, minimum = 1): number {
   if (!Number.isInteger(value) || value < minimum) throw new InvalidOptionError('invalid_value', `${name} must be an integer of at least ${minimum}, got ${String(value)}.`);
@@ -160,14 +123,17 @@ function resolveSettings(options: VqaServerOptions): ResolvedServerSettings {
   };
 }
 
+/** The routes that run the models: refused at capacity or while draining before their body is read. */
+const MODEL_ROUTES = new Set(['/v1/chat/completions', '/v1/responses', '/v1/vqa']);
+
 // Only the request line's shape goes to the logs: never bodies, never headers (authorization), a bounded URL.
 function serializeRequest(request: FastifyRequest): Record<string, unknown> {
   return { method: request.method, url: request.url.length > 200 ? `${request.url.slice(0, 200)}…` : request.url, remoteAddress: request.ip };
 }
 
 /**
- * Builds the HTTP server (not yet listening): an OpenAI-compatible `/v1/chat/completions` (JSON and SSE),
- * `/v1/models`, the native `/v1/vqa` (multipart or JSON), `/healthz`, `/readyz`, `/metrics`, and the demo page at `/`.
+ * Builds the HTTP server (not yet listening): OpenAI-compatible `/v1/chat/completions` and `/v1/responses` (JSON
+ * and SSE), `/v1/models`, the native `/v1/vqa` (multipart or JSON), `/healthz`, `/readyz`, `/metrics`, and the demo page at `/`.
  *
  * @throws {InvalidOptionError} for a bad option, naming it.
  *
@@ -242,12 +208,13 @@ export async function createVqaServer(options: VqaServerOptions): Promise<Fastif
   if (options.disposeVision) app.addHook('onClose', async () => options.vision.dispose());
   // Refused before the body is read: at capacity a 20 MB upload costs the server nothing but this answer.
   app.addHook('onRequest', async (request) => {
-    if (request.method !== 'POST' || !['/v1/chat/completions', '/v1/vqa'].includes(request.url.split('?')[0]!)) return;
+    if (request.method !== 'POST' || !MODEL_ROUTES.has(request.url.split('?')[0]!)) return;
     if (context.readiness.draining) throw new ApiError(503, 'shutting_down', 'The server is shutting down; retry against another instance.', { retryAfterSeconds: settings.retryAfterSeconds });
     if (queue.full) throw serverBusy(settings);
   });
 
   registerChatCompletionsRoute(app, context);
+  registerResponsesRoute(app, context);
   registerVqaRoute(app, context);
   registerOperationsRoutes(app, context);
   if (settings.web) {

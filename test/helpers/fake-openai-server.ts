@@ -1,12 +1,19 @@
 // A real HTTP server on 127.0.0.1 that speaks enough of OpenAI's chat-completions API (JSON and SSE streaming)
-// to test the openai provider end to end, with scripted replies.
+// to test the openai provider end to end, with scripted replies. It reports token usage as OpenAI and vLLM do: always
+// in a JSON reply, in a stream only when asked with `stream_options.include_usage` (a last chunk without choices).
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
+
+/** Token counts to report; by default about one token per 4 characters of the prompt's messages and of the reply. */
+export interface ScriptedUsage {
+  prompt_tokens: number;
+  completion_tokens: number;
+}
 
 /** What the server does for one request, in order; the last entry repeats once the script runs out. */
 export type ScriptedReply =
   /** A completion whose message content is `content` (streamed in `chunks` pieces when the client asks for SSE). */
-  | { kind: 'content'; content: string; chunks?: number }
+  | { kind: 'content'; content: string; chunks?: number; usage?: ScriptedUsage }
   /** An HTTP error status with an OpenAI-style error body. */
   | { kind: 'status'; status: number; headers?: Record<string, string>; message?: string }
   /** A 200 whose body is not JSON at all. */
@@ -22,6 +29,15 @@ export interface RecordedRequest {
   path: string;
   headers: IncomingMessage['headers'];
   body: Record<string, unknown>;
+}
+
+export interface FakeOpenAiServerOptions {
+  /**
+   * When a stream reports usage: `when-asked` (OpenAI, vLLM: only with `stream_options.include_usage`), `always`
+   * (servers that send it unasked), `never` (servers that have no counts; JSON replies then lack `usage` too).
+   * Default `when-asked`.
+   */
+  usage?: 'when-asked' | 'always' | 'never';
 }
 
 export interface FakeOpenAiServer {
@@ -40,15 +56,24 @@ function split(content: string, pieces: number): string[] {
   return parts.length > 0 ? parts : [''];
 }
 
-function completion(model: string, content: string): Record<string, unknown> {
+function usageOf(body: Record<string, unknown>, content: string, scripted?: ScriptedUsage): Record<string, number> {
+  const counts = scripted ?? { prompt_tokens: Math.ceil(JSON.stringify(body.messages ?? '').length / 4), completion_tokens: Math.ceil(content.length / 4) };
+  return { ...counts, total_tokens: counts.prompt_tokens + counts.completion_tokens };
+}
+
+function completion(model: string, content: string, usage: Record<string, number> | undefined): Record<string, unknown> {
   return {
     id: 'chatcmpl-test',
     object: 'chat.completion',
     created: 1_700_000_000,
     model,
     choices: [{ index: 0, message: { role: 'assistant', content }, finish_reason: 'stop', logprobs: null }],
-    usage: { prompt_tokens: 10, completion_tokens: 10, total_tokens: 20 },
+    ...(usage ? { usage } : {}),
   };
+}
+
+function usageChunk(model: string, usage: Record<string, number>): string {
+  return `data: ${JSON.stringify({ id: 'chatcmpl-test', object: 'chat.completion.chunk', created: 1_700_000_000, model, choices: [], usage })}\n\n`;
 }
 
 function sseChunk(model: string, delta: Record<string, unknown>, finishReason: string | null): string {
@@ -66,7 +91,8 @@ function sseChunk(model: string, delta: Record<string, unknown>, finishReason: s
  * await server.close();
  * ```
  */
-export async function startFakeOpenAiServer(initial: ScriptedReply[] = []): Promise<FakeOpenAiServer> {
+export async function startFakeOpenAiServer(initial: ScriptedReply[] = [], options: FakeOpenAiServerOptions = {}): Promise<FakeOpenAiServer> {
+  const reportUsage = options.usage ?? 'when-asked';
   let replies = initial;
   let next = 0;
   const requests: RecordedRequest[] = [];
@@ -82,6 +108,8 @@ export async function startFakeOpenAiServer(initial: ScriptedReply[] = []): Prom
       return;
     }
     const model = typeof body.model === 'string' ? body.model : 'test-model';
+    const streamOptions = body.stream_options as { include_usage?: unknown } | undefined;
+    const streamsUsage = reportUsage === 'always' || (reportUsage === 'when-asked' && streamOptions?.include_usage === true);
     const scripted = replies[Math.min(next, replies.length - 1)] ?? { kind: 'status', status: 500, message: 'no script' };
     next += 1;
     switch (scripted.kind) {
@@ -115,7 +143,8 @@ export async function startFakeOpenAiServer(initial: ScriptedReply[] = []): Prom
             response.socket?.destroy();
             return;
           }
-          response.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify(completion(model, scripted.content)));
+          const usage = reportUsage === 'never' ? undefined : usageOf(body, scripted.content, scripted.usage);
+          response.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify(completion(model, scripted.content, usage)));
           return;
         }
         response.writeHead(200, { 'content-type': 'text/event-stream', 'cache-control': 'no-cache', connection: 'keep-alive' });
@@ -130,6 +159,7 @@ export async function startFakeOpenAiServer(initial: ScriptedReply[] = []): Prom
           return;
         }
         response.write(sseChunk(model, {}, 'stop'));
+        if (streamsUsage) response.write(usageChunk(model, usageOf(body, scripted.content, scripted.usage)));
         response.end('data: [DONE]\n\n');
         return;
       }

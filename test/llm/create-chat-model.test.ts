@@ -31,6 +31,14 @@ describe('createChatModel', () => {
     expect([chat.model, chat.apiKey, chat.timeout, chat.caller.maxRetries]).toEqual(['m', 'k', 5, 0]);
   });
 
+  it('should ask for streamed token usage from api.openai.com, and from a custom server only when told to', () => {
+    expect((createChatModel({ provider: 'openai', env: { OPENAI_API_KEY: 'sk' } }) as ChatOpenAI).streamUsage).toBe(true);
+    expect((createChatModel({ provider: 'openai', baseUrl: 'http://127.0.0.1:8080/v1', env: {} }) as ChatOpenAI).streamUsage).toBe(false);
+    expect((createChatModel({ provider: 'openai', baseUrl: 'http://127.0.0.1:8080/v1', streamUsage: true, env: {} }) as ChatOpenAI).streamUsage).toBe(true);
+    expect((createChatModel({ provider: 'openai', env: { OPENAI_BASE_URL: 'http://127.0.0.1:8080/v1', VQA_LLM_STREAM_USAGE: '1' } }) as ChatOpenAI).streamUsage).toBe(true);
+    expect((createChatModel({ provider: 'openai', env: { OPENAI_API_KEY: 'sk', VQA_LLM_STREAM_USAGE: '0' } }) as ChatOpenAI).streamUsage).toBe(false);
+  });
+
   it('should default to gpt-4o-mini', () => {
     expect((createChatModel({ provider: 'openai', env: { OPENAI_API_KEY: 'sk' } }) as ChatOpenAI).model).toBe('gpt-4o-mini');
   });

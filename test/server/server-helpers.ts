@@ -1,10 +1,11 @@
 // Starts the real server on the tiny test models, on 127.0.0.1 port 0, with the loopback fake LLM when asked.
 import { readFileSync } from 'node:fs';
 import { Writable } from 'node:stream';
+import { ChatOpenAI } from '@langchain/openai';
 import { createChatModel } from '../../dist/src/llm/index.js';
 import { createVisionModels } from '../../dist/src/runtime/vision-models.js';
 import { startVqaServer, type RunningVqaServer, type VqaServerOptions } from '../../dist/src/server/vqa-server.js';
-import { startFakeOpenAiServer, type FakeOpenAiServer } from '../helpers/fake-openai-server.js';
+import { startFakeOpenAiServer, type FakeOpenAiServer, type FakeOpenAiServerOptions } from '../helpers/fake-openai-server.js';
 import { fixtureImage, modelsDir } from '../helpers/fixtures.js';
 
 export interface TestServer {
@@ -25,11 +26,27 @@ export function llmReply(shortAnswer: string, answer: string): string {
   return JSON.stringify({ shortAnswer, answer });
 }
 
-export async function startTestServer(options: { fakeLlm?: boolean } & Partial<Omit<VqaServerOptions, 'vision' | 'llm'>> = {}): Promise<TestServer> {
-  const { fakeLlm: wantsFake, ...serverOptions } = options;
-  const fakeLlm = wantsFake ? await startFakeOpenAiServer() : undefined;
+export interface TestServerOptions extends Partial<Omit<VqaServerOptions, 'vision' | 'llm'>> {
+  /** Put the loopback fake LLM behind the server. */
+  fakeLlm?: boolean;
+  /** When the fake LLM reports token usage in streams (default `when-asked`). */
+  fakeLlmUsage?: FakeOpenAiServerOptions['usage'];
+  /**
+   * Ask the LLM for usage in streams (ChatOpenAI's `streamUsage`, which sends `stream_options.include_usage`);
+   * `createChatModel()`, used otherwise, leaves it off.
+   */
+  llmStreamUsage?: boolean;
+}
+
+export async function startTestServer(options: TestServerOptions = {}): Promise<TestServer> {
+  const { fakeLlm: wantsFake, fakeLlmUsage, llmStreamUsage, ...serverOptions } = options;
+  const fakeLlm = wantsFake ? await startFakeOpenAiServer([], { usage: fakeLlmUsage }) : undefined;
   const vision = await createVisionModels({ modelsDir, captionModel: 'tiny-blip', vqaModel: 'tiny-vle', offline: true });
-  const llm = fakeLlm ? createChatModel({ provider: 'openai', baseUrl: fakeLlm.baseUrl, model: 'fake-llm', env: {}, timeoutMs: 10_000, maxRetries: 0 }) : 'none';
+  const llm = !fakeLlm
+    ? 'none'
+    : llmStreamUsage
+      ? new ChatOpenAI({ model: 'fake-llm', apiKey: 'unused', temperature: 0, timeout: 10_000, maxRetries: 0, streamUsage: true, configuration: { baseURL: fakeLlm.baseUrl } })
+      : createChatModel({ provider: 'openai', baseUrl: fakeLlm.baseUrl, model: 'fake-llm', env: {}, timeoutMs: 10_000, maxRetries: 0 });
   const logs: string[] = [];
   const stream = new Writable({
     write(chunk, _encoding, callback) {

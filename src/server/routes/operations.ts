@@ -1,5 +1,5 @@
 import type { FastifyInstance } from 'fastify';
-import type { ServerContext } from '../vqa-server.js';
+import type { ServerContext } from '../server-context.js';
 
 // A fixed creation time: the "model" is this pipeline, whose identity does not change while the server runs.
 const CREATED = Math.floor(Date.now() / 1000);

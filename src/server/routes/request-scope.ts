@@ -1,8 +1,7 @@
 import type { FastifyReply } from 'fastify';
 import { ApiError, toApiError } from '../api-error.js';
 import { QueueFullError } from '../request-queue.js';
-import type { ServerContext } from '../vqa-server.js';
-import { serverBusy } from '../vqa-server.js';
+import { serverBusy, type ServerContext } from '../server-context.js';
 
 /** The signals of one request: `signal` stops its work for any reason, `deadline` says its time ran out. */
 export interface RequestScope {

@@ -4,7 +4,7 @@ import { validateQuestion } from '../../question.js';
 import { ApiError, toApiError } from '../api-error.js';
 import { checkImageHeader } from '../image-guard.js';
 import { readImageSource } from '../image-source.js';
-import type { ServerContext } from '../vqa-server.js';
+import type { ServerContext } from '../server-context.js';
 import { acquireSlot, requestScope, workError } from './request-scope.js';
 
 interface VqaFields {

@@ -1,0 +1,53 @@
+// What the routes share with the server that registers them, in a file of its own so that the routes and
+// vqa-server.ts do not import each other.
+import type { VqaChain } from '../../chains/vqa-chain.js';
+import type { CircuitBreaker } from '../llm/circuit-breaker.js';
+import type { VisionModels } from '../types.js';
+import { ApiError } from './api-error.js';
+import type { ImageFetcher } from './image-source.js';
+import type { ServerMetrics } from './metrics.js';
+import type { ReadinessProbe } from './readiness.js';
+import type { RequestQueue } from './request-queue.js';
+
+/** The server's options with every default filled in; see `VqaServerOptions` for each. */
+export interface ResolvedServerSettings {
+  modelName: string;
+  allowImageUrls: boolean;
+  fetchImage: ImageFetcher;
+  bodyLimitBytes: number;
+  maxImageBytes: number;
+  maxConcurrency: number;
+  maxQueue: number;
+  retryAfterSeconds: number;
+  requestTimeoutMs: number;
+  headersTimeoutMs: number;
+  bodyTimeoutMs: number;
+  keepAliveTimeoutMs: number;
+  maxMessages: number;
+  maxTopK: number;
+  maxQuestionLength: number;
+  maxImagePixels: number;
+  maxImageAspectRatio: number;
+  maxImageFrames: number;
+  web: boolean;
+}
+
+/** What the routes share. */
+export interface ServerContext {
+  chain: VqaChain;
+  vision: VisionModels;
+  metrics: ServerMetrics;
+  queue: RequestQueue;
+  readiness: ReadinessProbe;
+  settings: ResolvedServerSettings;
+  llmName: string | null;
+  breaker?: CircuitBreaker;
+}
+
+/** The 503 of a full queue: every slot busy, the waiting line full. */
+export function serverBusy(settings: ResolvedServerSettings, cause?: unknown): ApiError {
+  return new ApiError(503, 'server_busy', `The server is at capacity (${settings.maxConcurrency} in flight, ${settings.maxQueue} waiting); retry after ${settings.retryAfterSeconds} s.`, {
+    retryAfterSeconds: settings.retryAfterSeconds,
+    cause,
+  });
+}

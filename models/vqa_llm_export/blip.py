@@ -20,6 +20,7 @@ import torch
 from torch import nn
 
 from .manifest import tensor_spec, write_json, write_manifest
+from .hub import resolve_checkpoint
 from .onnx_export import export_torchscript
 
 OPSET = 14
@@ -762,24 +763,7 @@ def export_blip(model, folder, name, source, checkpoint_dir=None, tokenizer_writ
 def export_blip_cli(args, log=print):
     """`python models/export.py blip --checkpoint DIR_OR_HUB_ID --out DIR [--revision R] [--int8]`."""
     checkpoint = args.checkpoint
-    revision = args.revision
-    if os.path.isdir(checkpoint):
-        folder = checkpoint
-        resolved = revision or "local"
-    else:
-        try:
-            from huggingface_hub import snapshot_download
-        except ImportError:
-            raise SystemExit(f"{checkpoint!r} is not a folder, and downloading it needs huggingface_hub: "
-                             "pip install -r models/requirements.txt")
-        log(f"Downloading {checkpoint} from the Hugging Face hub ...")
-        # Configs, tokenizer files and one weights format only (BLIP repos also hold TensorFlow weights).
-        configs = ["*.json", "*.txt"]
-        folder = snapshot_download(checkpoint, revision=revision, allow_patterns=configs + ["*.safetensors"])
-        if not any(name.endswith(".safetensors") for name in os.listdir(folder)):
-            folder = snapshot_download(checkpoint, revision=revision, allow_patterns=configs + ["*.bin"])
-        # The snapshot folder is named after the commit it resolved to.
-        resolved = os.path.basename(os.path.normpath(folder))
+    folder, resolved = resolve_checkpoint(checkpoint, args.revision, log)
     log(f"Loading {folder} ...")
     model = load_checkpoint(folder)
     name = args.name or os.path.basename(os.path.normpath(checkpoint.rstrip("/")))

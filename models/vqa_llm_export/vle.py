@@ -746,22 +746,9 @@ def load_vle_checkpoint(folder):
 
 def resolve_checkpoint(checkpoint, revision=None):
     """A local folder as is; otherwise a Hugging Face hub id, downloaded with huggingface_hub. -> (folder, revision)."""
-    if os.path.isdir(checkpoint):
-        return checkpoint, revision or "local"
-    try:
-        from huggingface_hub import snapshot_download
-    except ImportError:
-        raise SystemExit(
-            f"{checkpoint!r} is not a folder; downloading it from the hub needs huggingface_hub "
-            "(pip install huggingface_hub), or pass a folder holding config.json and pytorch_model.bin"
-        )
-    folder = snapshot_download(
-        checkpoint,
-        revision=revision,
-        allow_patterns=["*.json", "*.bin", "*.safetensors", "spm.model", "*.txt"],
-    )
-    # snapshot folders are named by the commit they hold
-    return folder, os.path.basename(os.path.normpath(folder))
+    from .hub import resolve_checkpoint as resolve
+
+    return resolve(checkpoint, revision)
 
 
 # ----------------------------------------------------------------------------------------------------------------

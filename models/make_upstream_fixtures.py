@@ -27,7 +27,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(HERE)
 sys.path.insert(0, HERE)
 
-PARTS = ("blip", "vle_towers", "vle_whole", "checkpoints")
+PARTS = ("blip", "vle_towers", "vle_whole", "checkpoints", "tokenizers")
 
 
 def main(argv=None):

@@ -808,45 +808,98 @@ def tokenizer_side_files(do_lower_case=False, model_max_length=512):
     return {"tokenizer_config.json": config, "special_tokens_map.json": special}
 
 
-def spm_byte_fallback(path):
-    """Whether a SentencePiece model turns unknown characters into byte pieces (its trainer_spec.byte_fallback)."""
+def read_spm_proto(path):
+    """The SentencePiece ModelProto of an spm.model file."""
     from sentencepiece import sentencepiece_model_pb2
 
     proto = sentencepiece_model_pb2.ModelProto()
     with open(path, "rb") as handle:
         proto.ParseFromString(handle.read())
-    return bool(proto.trainer_spec.byte_fallback)
+    return proto
+
+
+# DeBERTa-v3's special tokens, in the order its tokenizer adds them: [PAD] [CLS] [SEP] [UNK] are pieces 0-3 of the
+# spm.model (control and unknown pieces), [MASK] is added after the last piece (128000 in hfl/vle-*).
+SPM_SPECIAL_PIECES = ("[PAD]", "[CLS]", "[SEP]", "[UNK]")
+SPM_MASK_TOKEN = "[MASK]"
+
+
+def spm_tokenizer_json(spm_path, do_lower_case=False, added_tokens=None):
+    """tokenizer.json that encodes like upstream's SentencePiece DebertaV2Tokenizer, from the spm.model proto.
+
+    Built with transformers' `SpmConverter.build_tokenizer_from_spm_proto`, which follows the model's own normalizer
+    spec: the `Precompiled` normalizer with the model's charsmap (DeBERTa-v3's is nmt_nfkc: NFKC plus SentencePiece's
+    whitespace and control-character mapping), SentencePiece's whitespace rules (extra spaces removed, dummy prefix,
+    `▁`) and the model's byte_fallback. Not `DebertaV2TokenizerFast`: in transformers 5 it rebuilds the normalizer as
+    Replace/NFC/Strip and drops the charsmap, so full-width `？`, `ﬁ`, `①`, U+00A0, U+3000 and the like come out as
+    other pieces than SentencePiece gives. `legacy=True` prefixes every stretch between special tokens with `▁`, as
+    the slow tokenizer's `sp_model.encode` does for each.
+    """
+    try:
+        from tokenizers import AddedToken, normalizers, processors
+        from transformers.convert_slow_tokenizer import SpmConverter
+    except ImportError:
+        raise SystemExit(
+            "converting spm.model to tokenizer.json needs transformers, tokenizers, sentencepiece and protobuf: "
+            "pip install transformers sentencepiece protobuf"
+        )
+    proto = read_spm_proto(spm_path)
+    vocab = [(piece.piece, piece.score) for piece in proto.pieces]
+    tokenizer = SpmConverter.build_tokenizer_from_spm_proto(proto, vocab, legacy=True)
+    if tokenizer is None:
+        raise SystemExit(f"{spm_path} has no pieces")
+    if do_lower_case:
+        # The slow tokenizer lowercases the text before SentencePiece sees it.
+        tokenizer.normalizer = normalizers.Sequence([normalizers.Lowercase(), tokenizer.normalizer])
+    for token in SPM_SPECIAL_PIECES:
+        if tokenizer.token_to_id(token) is None:
+            raise SystemExit(f"{spm_path} has no {token} piece: not a DeBERTa-v3 SentencePiece model")
+    tokenizer.add_special_tokens([AddedToken(token, normalized=False, special=True) for token in SPM_SPECIAL_PIECES])
+    tokenizer.add_special_tokens([AddedToken(SPM_MASK_TOKEN, normalized=False, special=True)])
+    for token, index in (added_tokens or {}).items():
+        if tokenizer.token_to_id(token) != index:
+            raise SystemExit(
+                f"added_tokens.json gives {token} id {index}, the conversion {tokenizer.token_to_id(token)}"
+            )
+    cls_id, sep_id = tokenizer.token_to_id("[CLS]"), tokenizer.token_to_id("[SEP]")
+    tokenizer.post_processor = processors.TemplateProcessing(
+        single="[CLS]:0 $A:0 [SEP]:0",
+        pair="[CLS]:0 $A:0 [SEP]:0 $B:1 [SEP]:1",
+        special_tokens=[("[CLS]", cls_id), ("[SEP]", sep_id)],
+    )
+    tokenizer_json = json.loads(tokenizer.to_str())
+    # SentencePiece's byte fallback: an unknown character becomes the <0xXX> pieces of its UTF-8 bytes.
+    tokenizer_json["model"]["byte_fallback"] = bool(proto.trainer_spec.byte_fallback)
+    return tokenizer_json
 
 
 def convert_spm_tokenizer(folder):
-    """tokenizer.json from the checkpoint's spm.model, through transformers' own DeBERTa-v2 converter.
+    """tokenizer.json and its side files from the checkpoint's spm.model (see spm_tokenizer_json).
 
-    A checkpoint that already ships a tokenizer.json (a previous conversion) is used as is.
+    spm.model wins over a tokenizer.json shipped beside it: one saved by transformers 5 lacks the SentencePiece
+    normalization map, so its ids differ from upstream's. A checkpoint with a tokenizer.json only uses it as is.
     """
-    if os.path.exists(os.path.join(folder, "tokenizer.json")):
-        with open(os.path.join(folder, "tokenizer.json"), encoding="utf-8") as handle:
-            tokenizer_json = json.load(handle)
-    else:
-        if not os.path.exists(os.path.join(folder, "spm.model")):
-            raise SystemExit(f"{folder} has neither tokenizer.json nor spm.model")
-        try:
-            from transformers import DebertaV2TokenizerFast
-        except ImportError:
-            raise SystemExit(
-                "converting spm.model to tokenizer.json needs transformers, sentencepiece and protobuf: "
-                "pip install transformers sentencepiece protobuf"
-            )
-        fast = DebertaV2TokenizerFast.from_pretrained(folder)
-        tokenizer_json = json.loads(fast.backend_tokenizer.to_str())
-        # transformers' converter always writes byte_fallback false; upstream's SentencePiece tokenizer applies the
-        # model's own setting (DeBERTa-v3's is true), so the runtime needs it to give the same ids.
-        tokenizer_json["model"]["byte_fallback"] = spm_byte_fallback(os.path.join(folder, "spm.model"))
     upstream = {}
     path = os.path.join(folder, "tokenizer_config.json")
     if os.path.exists(path):
         with open(path, encoding="utf-8") as handle:
             upstream = json.load(handle)
-    files = tokenizer_side_files(do_lower_case=bool(upstream.get("do_lower_case", False)))
+    do_lower_case = bool(upstream.get("do_lower_case", False))
+    if not os.path.exists(os.path.join(folder, "spm.model")):
+        if not os.path.exists(os.path.join(folder, "tokenizer.json")):
+            raise SystemExit(f"{folder} has neither spm.model nor tokenizer.json")
+        with open(os.path.join(folder, "tokenizer.json"), encoding="utf-8") as handle:
+            tokenizer_json = json.load(handle)
+    else:
+        added_tokens = None
+        path = os.path.join(folder, "added_tokens.json")
+        if os.path.exists(path):
+            with open(path, encoding="utf-8") as handle:
+                added_tokens = json.load(handle)
+        tokenizer_json = spm_tokenizer_json(
+            os.path.join(folder, "spm.model"), do_lower_case=do_lower_case, added_tokens=added_tokens
+        )
+    files = tokenizer_side_files(do_lower_case=do_lower_case)
     files["tokenizer.json"] = tokenizer_json
     return files
 

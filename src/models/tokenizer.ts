@@ -3,6 +3,9 @@ import path from 'node:path';
 import { InvalidOptionError } from '../errors/invalid-option-error.js';
 import { ModelIntegrityError } from '../errors/model-integrity-error.js';
 import { isRecord, readModelJson } from './manifest.js';
+import { createCharsmapNormalizer } from './sentencepiece/precompiled-charsmap.js';
+import { installTokenizerHooks, type NormalizerReplacement } from './sentencepiece/transformers-js.js';
+import { SentencePieceUnigram, type UnigramModelJson } from './sentencepiece/unigram.js';
 
 export interface EncodeOptions {
   /** Add the model's special tokens (`[CLS] … [SEP]`). Default true. */
@@ -79,41 +82,74 @@ export async function loadTokenizer(folder: string): Promise<Tokenizer> {
       cause: error,
     });
   }
-  if (isRecord(tokenizerJson.model) && tokenizerJson.model.type === 'Unigram' && tokenizerJson.model.byte_fallback === true) {
-    addUnigramByteFallback(inner);
-  }
+  installTokenizerFixes(inner, tokenizerJson);
   return new FolderTokenizer(inner, modelVocabSize(tokenizerJson, inner));
 }
 
-/** The part of transformers.js's Unigram model that byte fallback wraps. */
-interface UnigramModel {
-  encode(tokens: string[]): string[];
-  tokens_to_ids: Map<string, number>;
+/**
+ * Where transformers.js tokenizes differently from the Python tokenizers the models were trained with, replaces its
+ * implementation on this tokenizer (through ./sentencepiece/transformers-js.ts, which checks the internals it hooks):
+ *
+ *  - `Precompiled` normalizers (tokenizer.json converted from an spm.model: VLE's DeBERTa-v3): transformers.js ignores
+ *    the charsmap and applies a fixed regex and `String.normalize('NFKC')`; here the charsmap is applied as
+ *    SentencePiece applies it (./sentencepiece/precompiled-charsmap.ts).
+ *  - `Unigram` models: segmented as SentencePiece segments, byte fallback included (./sentencepiece/unigram.ts).
+ *  - `BertNormalizer` (BLIP's BERT tokenizer), see bertNormalizerFix.
+ */
+function installTokenizerFixes(inner: TransformersTokenizer, tokenizerJson: Record<string, unknown>): void {
+  const model = tokenizerJson.model;
+  let unigram: SentencePieceUnigram | undefined;
+  if (isRecord(model) && model.type === 'Unigram') {
+    if (!isUnigramModelJson(model)) {
+      throw new ModelIntegrityError('bad_manifest', 'tokenizer.json has a Unigram model without a [piece, score] vocabulary and an unk_id.', {
+        hint: 'Export the model again; the exporter writes a tokenizer.json that transformers.js reads.',
+      });
+    }
+    // SentencePiece's control symbols ([PAD], [CLS], [SEP]) are pieces that are also special added tokens.
+    const addedTokens = Array.isArray(tokenizerJson.added_tokens) ? tokenizerJson.added_tokens : [];
+    const controlIds = addedTokens.filter((token) => isRecord(token) && token.special === true && typeof token.id === 'number').map((token) => (token as { id: number }).id);
+    unigram = new SentencePieceUnigram(model, { controlIds });
+  }
+  installTokenizerHooks(inner, tokenizerJson, {
+    normalizer: (config) => {
+      if (config.type === 'Precompiled' && typeof config.precompiled_charsmap === 'string' && config.precompiled_charsmap.length > 0) {
+        const normalize = createCharsmapNormalizer(config.precompiled_charsmap);
+        return (text) => normalize(text);
+      }
+      if (config.type === 'BertNormalizer') return bertNormalizerFix(config);
+      return undefined;
+    },
+    model: unigram === undefined ? undefined : (chunk) => unigram.encode(chunk),
+  });
 }
 
+function isUnigramModelJson(model: Record<string, unknown>): model is Record<string, unknown> & UnigramModelJson {
+  return (
+    Number.isInteger(model.unk_id) &&
+    Array.isArray(model.vocab) &&
+    model.vocab.every((entry) => Array.isArray(entry) && typeof entry[0] === 'string' && typeof entry[1] === 'number')
+  );
+}
+
+/** CJK ideographs outside the Basic Multilingual Plane, as BERT's `_is_chinese_char` lists them (extensions B-F, compatibility supplement). */
+const ASTRAL_CJK_IDEOGRAPH = /[\u{20000}-\u{2A6DF}\u{2A700}-\u{2B73F}\u{2B740}-\u{2B81F}\u{2B820}-\u{2CEAF}\u{2F800}-\u{2FA1F}]/gu;
+
 /**
- * SentencePiece's byte fallback, which transformers.js's Unigram model lacks: a piece the vocabulary does not have
- * becomes the `<0xXX>` pieces of its UTF-8 bytes (when the vocabulary has them all) instead of the unknown token.
- * DeBERTa-v3's spm.model (VLE's tokenizer) uses it, and upstream's SentencePiece tokenizer applies it, so "café" is
- * `c a f <0xC3> <0xA9>` there, not `c a f [UNK]`. transformers.js's lattice returns the unknown characters as the
- * piece itself, so wrapping `encode` is enough.
+ * What transformers.js's BertNormalizer does differently from BERT's tokenizers (slow and fast), fixed in front of it:
+ *  - `handle_chinese_chars` puts spaces around CJK ideographs, but transformers.js looks at UTF-16 code units and so
+ *    never sees those outside the BMP (𠮷, 𩸽, …): they are padded here first.
+ *  - `lowercase` lowercases the whole string, so a word-final capital sigma becomes final `ς`; BERT lowercases one
+ *    character at a time, which gives `σ`. Σ is mapped to σ here first.
  */
-function addUnigramByteFallback(inner: TransformersTokenizer): void {
-  const model = (inner as unknown as { _tokenizer?: { model?: Partial<UnigramModel> } })._tokenizer?.model;
-  if (typeof model?.encode !== 'function' || !(model.tokens_to_ids instanceof Map)) {
-    throw new ModelIntegrityError('bad_manifest', 'tokenizer.json asks for byte fallback, which this version of transformers.js cannot be given.', {
-      hint: 'Use the @huggingface/transformers version vqa-llm pins.',
-    });
-  }
-  const vocabulary = model.tokens_to_ids;
-  const encode = model.encode.bind(model);
-  const encoder = new TextEncoder();
-  model.encode = (tokens: string[]): string[] =>
-    encode(tokens).flatMap((piece) => {
-      if (vocabulary.has(piece)) return [piece];
-      const bytes = Array.from(encoder.encode(piece), (byte) => `<0x${byte.toString(16).toUpperCase().padStart(2, '0')}>`);
-      return bytes.every((token) => vocabulary.has(token)) ? bytes : [piece];
-    });
+function bertNormalizerFix(config: Record<string, unknown>): NormalizerReplacement | undefined {
+  const padIdeographs = Boolean(config.handle_chinese_chars);
+  const lowercase = Boolean(config.lowercase);
+  if (!padIdeographs && !lowercase) return undefined;
+  return (text, original) => {
+    if (padIdeographs) text = text.replace(ASTRAL_CJK_IDEOGRAPH, ' $& ');
+    if (lowercase) text = text.replaceAll('\u03A3', '\u03C3');
+    return original(text);
+  };
 }
 
 class FolderTokenizer implements Tokenizer {

@@ -152,6 +152,21 @@ describe('loadTokenizer', () => {
       expect(() => tokenizer.encode('what', { maxLength: 0 })).toThrow(/maxLength/);
     });
 
+    it('should put spaces around CJK ideographs outside the BMP, as BERT does', async () => {
+      // transformers.js's BertNormalizer pads only BMP ideographs (it looks at UTF-16 code units).
+      const tokenizer = await loadTokenizer(await writeTokenizerFolder(path.join(root, 'bert'), wordPieceTokenizer([...words, '\u{20bb7}', '\u91ce']), bertConfig));
+      const vocab = (token: string) => tokenizer.tokenToId(token)!;
+      expect(tokenizer.encode('is\u{20bb7}\u91ce', { addSpecialTokens: false })).toEqual([vocab('is'), vocab('\u{20bb7}'), vocab('\u91ce')]);
+      expect(tokenizer.encode('a\u{2a6d6}b', { addSpecialTokens: false })).toEqual([vocab('a'), vocab('[UNK]'), vocab('[UNK]')]);
+    });
+
+    it('should lowercase a final capital sigma to σ, one character at a time as BERT does', async () => {
+      const tokenizer = await loadTokenizer(await writeTokenizerFolder(path.join(root, 'bert'), wordPieceTokenizer([...words, '\u03bf\u03b4\u03bf\u03c3', '\u03bf\u03b4\u03bf\u03c2']), bertConfig));
+      const vocab = (token: string) => tokenizer.tokenToId(token)!;
+      // 'ΟΔΟΣ'.toLowerCase() is 'οδος' (final ς); BERT gives 'οδοσ'. A ς in the text stays.
+      expect(tokenizer.encode('\u039f\u0394\u039f\u03a3 \u03bf\u03b4\u03bf\u03c2', { addSpecialTokens: false })).toEqual([vocab('\u03bf\u03b4\u03bf\u03c3'), vocab('\u03bf\u03b4\u03bf\u03c2')]);
+    });
+
     it('should decode an empty list to an empty string', async () => {
       const tokenizer = await loadTokenizer(await writeTokenizerFolder(path.join(root, 'bert'), wordPieceTokenizer(words), bertConfig));
       expect(tokenizer.decode([])).toBe('');

@@ -7,7 +7,8 @@ import { join } from 'node:path';
 import { describe } from 'vitest';
 import { root } from '../helpers/fixtures.js';
 
-export const upstreamDir = join(root, 'test', 'output', 'upstream');
+/** VQA_LLM_UPSTREAM_DIR points the suites at another output, e.g. the base-dimension run (`--base --out DIR`). */
+export const upstreamDir = process.env.VQA_LLM_UPSTREAM_DIR ?? join(root, 'test', 'output', 'upstream');
 export const upstreamRequired = process.env.VQA_LLM_REQUIRE_UPSTREAM === '1';
 
 /** A folder or file under the upstream outputs. */

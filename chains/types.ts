@@ -118,12 +118,13 @@ export interface VqaResult {
 /**
  * What `stream()` yields, in this order:
  * 1. one `vision` chunk once the caption and candidates are ready;
- * 2. zero or more `answer-delta` chunks: the LLM's sentence (`answer`) as it arrives, to append;
+ * 2. `answer-delta` chunks: the sentence (`answer`) as it arrives, to append;
  * 3. exactly one `result` chunk, last, with the full result.
  *
- * The deltas are provisional: when the LLM reply turns out unusable (cut off, malformed, too long), the result has
- * `source: 'vqa'` and a different `answer`, and a display should replace what it printed with `result.answer`.
- * With `llm: 'none'` there are no deltas.
+ * The deltas add up to `answer`, except after an LLM reply that breaks off or proves unusable (cut off, malformed,
+ * too long): then the result has `source: 'vqa'` and a different `answer`, and a display should replace what it
+ * printed with `result.answer`. The fallback sentence (no LLM, or an LLM that failed before any text) comes as one
+ * delta.
  */
 export type VqaStreamChunk<Result = VqaResult> =
   | { type: 'vision'; caption: string; candidates: Candidate[] }

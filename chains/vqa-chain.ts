@@ -10,7 +10,7 @@ import { VQA_CHAIN_DEFAULTS } from './defaults.js';
 import { fallbackAnswer } from './fallback.js';
 import { defaultStructuredOutput, describeLlm, runLlmStep, type LlmOutcome } from './llm-step.js';
 import { matchCandidate } from './match-candidate.js';
-import { RunnableWithChunks } from './runnable-with-chunks.js';
+import { RunnableWithChunks, traceSteps } from './runnable-with-chunks.js';
 import type {
   StructuredOutputMode,
   VqaCallOptions,
@@ -112,15 +112,41 @@ async function timed<T>(work: () => Promise<T>): Promise<{ result: T; ms: number
   return { result, ms: performance.now() - start };
 }
 
+/** Passes a generator's values through `map` and returns its return value; stopping early stops the source. */
+async function* mapYields<T, U, R>(source: AsyncGenerator<T, R>, map: (value: T) => U): AsyncGenerator<U, R> {
+  try {
+    for (;;) {
+      const step = await source.next();
+      if (step.done) return step.value;
+      yield map(step.value);
+    }
+  } finally {
+    await source.return(undefined as never);
+  }
+}
+
+/**
+ * The custom event that carries each answer delta, `{ text }`, from the `VqaAnswer` step: in `streamEvents` (v2) an
+ * `on_custom_event` with this name, and `handleCustomEvent` for callbacks. It is dispatched however the chain runs
+ * (`invoke` too, e.g. as an agent's tool), and its texts are exactly `stream()`'s `answer-delta` chunks.
+ */
+export const VQA_ANSWER_DELTA_EVENT = 'vqa_answer_delta';
+
 /**
  * The VQA+LLM chain as a LangChain Runnable: `invoke`, `batch` (at most `maxConcurrency` questions at a time,
  * default 2), `stream` ({@link VqaStreamChunk}s), `streamEvents`, `.pipe()`, callbacks, and the RunnableConfig's
  * `signal` and `timeout` at every stage. Build it with {@link createVqaChain}.
  *
+ * Each call is one `VqaChain` run with two children: `VqaVision` (input checks, image, caption and candidates
+ * concurrently) and `VqaAnswer` (the LLM step, with the chat model's own run inside it, once per attempt; output:
+ * the result). In `streamEvents` the chat model's `on_chat_model_stream` tokens are its raw JSON reply; the sentence
+ * a person reads comes as `on_custom_event` {@link VQA_ANSWER_DELTA_EVENT} (`data.text`), and as the `VqaChain`
+ * run's own `on_chain_stream` chunks (the `stream()` chunks).
+ *
  * The caller's `signal`/`timeout` stop the whole call, which rejects (as every Runnable does). The LLM step has
  * its own deadline, `llmTimeoutMs`; past it, or on any LLM failure, the answer falls back to the VQA model.
  */
-export class VqaChain extends RunnableWithChunks<VqaInput, VqaResult, VqaCallOptions> {
+export class VqaChain extends RunnableWithChunks<VqaInput, VqaResult, VqaCallOptions, VqaStreamChunk> {
   lc_namespace = ['vqa_llm', 'chains'];
 
   static override lc_name(): string {
@@ -129,10 +155,8 @@ export class VqaChain extends RunnableWithChunks<VqaInput, VqaResult, VqaCallOpt
 
   /** The resolved options (defaults filled in). */
   readonly options: Readonly<ResolvedOptions>;
-  /** validate + load image -> caption and candidates concurrently; shared by invoke and stream. */
+  /** validate + load image -> caption and candidates concurrently; the `VqaVision` step. */
   readonly visionPipeline: RunnableSequence<VqaInput, VisionOutput>;
-  /** visionPipeline -> LLM (or fallback) -> result. */
-  readonly pipeline: RunnableSequence<VqaInput, VqaResult>;
 
   constructor(options: VqaChainOptions) {
     super();
@@ -170,23 +194,9 @@ export class VqaChain extends RunnableWithChunks<VqaInput, VqaResult, VqaCallOpt
         ...state,
         visionMs: performance.now() - (state.prepared.startedAt + state.prepared.prepareMs),
       }),
-    );
+    ).withConfig({ runName: 'VisionTimings' });
 
     this.visionPipeline = RunnableSequence.from([prepare, bothModels, visionEnd], 'VqaVision') as RunnableSequence<VqaInput, VisionOutput>;
-
-    const answer = RunnableLambda.from(async (visionOutput: VisionOutput, config?: RunnableConfig) => {
-      const steps = this.answerSteps(visionOutput, config ?? {});
-      for (;;) {
-        const step = await steps.next();
-        if (step.done) return step.value;
-      }
-    }).withConfig({ runName: 'Answer' });
-
-    this.pipeline = RunnableSequence.from([this.visionPipeline, answer], 'VqaChain') as RunnableSequence<VqaInput, VqaResult>;
-  }
-
-  override invoke(input: VqaInput, options?: Partial<VqaCallOptions>): Promise<VqaResult> {
-    return this.pipeline.invoke(input, options);
   }
 
   /** Streams {@link VqaStreamChunk}s: `vision`, then `answer-delta`s, then `result`. */
@@ -194,19 +204,25 @@ export class VqaChain extends RunnableWithChunks<VqaInput, VqaResult, VqaCallOpt
     return super.stream(input, options);
   }
 
-  override async *_streamIterator(input: VqaInput, options?: Partial<VqaCallOptions>): AsyncGenerator<VqaStreamChunk> {
-    const config = options ?? {};
-    const visionOutput = await this.visionPipeline.invoke(input, config);
-    yield { type: 'vision', caption: visionOutput.caption.result.caption, candidates: visionOutput.candidates.result.candidates };
-    const steps = this.answerSteps(visionOutput, config);
-    for (;;) {
-      const step = await steps.next();
-      if (step.done) {
-        yield { type: 'result', result: step.value };
-        return;
-      }
-      yield { type: 'answer-delta', text: step.value };
-    }
+  protected override async *streamChunks(input: VqaInput, config: Partial<VqaCallOptions>): AsyncGenerator<VqaStreamChunk> {
+    const visionOutput = await this.visionPipeline.invoke(input, { ...config, runName: 'VqaVision' });
+    const caption = visionOutput.caption.result.caption;
+    const candidates = visionOutput.candidates.result.candidates;
+    yield { type: 'vision', caption, candidates };
+    const answer = traceSteps({
+      runName: 'VqaAnswer',
+      inputs: { question: visionOutput.prepared.question, caption, candidates },
+      config,
+      eventName: VQA_ANSWER_DELTA_EVENT,
+      eventData: (text: string) => ({ text }),
+      steps: (stepConfig) => this.answerSteps(visionOutput, stepConfig),
+    });
+    const result = yield* mapYields(answer, (text): VqaStreamChunk => ({ type: 'answer-delta', text }));
+    yield { type: 'result', result };
+  }
+
+  protected override outputOf(chunk: VqaStreamChunk): VqaResult | undefined {
+    return chunk.type === 'result' ? chunk.result : undefined;
   }
 
   // batch() reads its concurrency from the first call's config; the chain's default applies when none is given.
@@ -214,13 +230,14 @@ export class VqaChain extends RunnableWithChunks<VqaInput, VqaResult, VqaCallOpt
     return super._getOptionsList(options, length).map((config) => ({ ...config, maxConcurrency: config.maxConcurrency ?? this.options.maxConcurrency }));
   }
 
-  /** The LLM step: yields the answer's text as it arrives, returns the full result (fallback included). */
+  /** The `VqaAnswer` step: yields the answer's text as it arrives, returns the full result (fallback included). */
   private async *answerSteps(visionOutput: VisionOutput, config: RunnableConfig): AsyncGenerator<string, VqaResult> {
     const { prepared } = visionOutput;
     const caption = visionOutput.caption.result;
     const candidates = visionOutput.candidates.result;
     const { llm } = this.options;
     const llmStart = performance.now();
+    let streamed = '';
     let outcome: LlmOutcome;
     if (llm === 'none') {
       outcome = { ok: false, reason: { code: 'llm_disabled', message: 'No LLM is configured; the answer is the top VQA candidate.' } };
@@ -234,20 +251,26 @@ export class VqaChain extends RunnableWithChunks<VqaInput, VqaResult, VqaCallOpt
           history: prepared.history,
         }),
       );
-      outcome = yield* runLlmStep(messages, {
-        llm,
-        structuredOutput: this.options.structuredOutput,
-        timeoutMs: this.options.llmTimeoutMs,
-        retries: this.options.llmRetries,
-        config,
-        breaker: this.options.llmCircuitBreaker,
-        backoff: this.options.llmRetryBackoff,
-      });
+      outcome = yield* mapYields(
+        runLlmStep(messages, {
+          llm,
+          structuredOutput: this.options.structuredOutput,
+          timeoutMs: this.options.llmTimeoutMs,
+          retries: this.options.llmRetries,
+          config,
+          breaker: this.options.llmCircuitBreaker,
+          backoff: this.options.llmRetryBackoff,
+        }),
+        (delta) => {
+          streamed += delta;
+          return delta;
+        },
+      );
     }
     const llmMs = llm === 'none' ? 0 : performance.now() - llmStart;
     const answered = outcome.ok ? outcome.value : fallbackAnswer(candidates.candidates);
     const matched = matchCandidate(answered.shortAnswer, candidates.candidates);
-    return {
+    const result: VqaResult = {
       answer: answered.answer,
       shortAnswer: answered.shortAnswer,
       question: prepared.question,
@@ -275,6 +298,11 @@ export class VqaChain extends RunnableWithChunks<VqaInput, VqaResult, VqaCallOpt
       },
       ...(outcome.usage ? { usage: outcome.usage } : {}),
     };
+    // The deltas add up to the answer wherever they can: the fallback sentence (no LLM, or an LLM that failed
+    // before any text) comes as one delta, as does any rest. Only text an unusable reply already streamed stays
+    // provisional: then the answer does not extend it, and the result says what replaces it (as the server does).
+    if (result.answer.startsWith(streamed) && result.answer.length > streamed.length) yield result.answer.slice(streamed.length);
+    return result;
   }
 }
 

@@ -26,7 +26,7 @@ function appendTurn(history: readonly VqaTurn[] | undefined, result: VqaResult, 
  * cache (caption, image embeddings), so only the question's fusion pass and the LLM run again. A server keeps the
  * history per conversation; {@link VqaChatSession} keeps it in memory.
  */
-export class VqaChat extends RunnableWithChunks<VqaChatInput, VqaChatResult, VqaCallOptions> {
+export class VqaChat extends RunnableWithChunks<VqaChatInput, VqaChatResult, VqaCallOptions, VqaChatStreamChunk> {
   lc_namespace = ['vqa_llm', 'chains'];
 
   static override lc_name(): string {
@@ -40,23 +40,22 @@ export class VqaChat extends RunnableWithChunks<VqaChatInput, VqaChatResult, Vqa
     this.chain = options instanceof VqaChain ? options : new VqaChain(options);
   }
 
-  override async invoke(input: VqaChatInput, options?: Partial<VqaCallOptions>): Promise<VqaChatResult> {
-    const result = await this.chain.invoke(input, options);
-    return { ...result, history: appendTurn(input.history, result, this.chain.options.maxHistoryTurns) };
-  }
-
   override stream(input: VqaChatInput, options?: Partial<VqaCallOptions>): Promise<IterableReadableStream<VqaChatStreamChunk>> {
     return super.stream(input, options);
   }
 
-  override async *_streamIterator(input: VqaChatInput, options?: Partial<VqaCallOptions>): AsyncGenerator<VqaChatStreamChunk> {
-    for await (const chunk of await this.chain.stream(input, options)) {
+  protected override async *streamChunks(input: VqaChatInput, config: Partial<VqaCallOptions>): AsyncGenerator<VqaChatStreamChunk> {
+    for await (const chunk of await this.chain.stream(input, config)) {
       if (chunk.type === 'result') {
         yield { type: 'result', result: { ...chunk.result, history: appendTurn(input.history, chunk.result, this.chain.options.maxHistoryTurns) } };
       } else {
         yield chunk;
       }
     }
+  }
+
+  protected override outputOf(chunk: VqaChatStreamChunk): VqaChatResult | undefined {
+    return chunk.type === 'result' ? chunk.result : undefined;
   }
 }
 

@@ -16,17 +16,20 @@ const vision = await openVision(args);
 try {
   const chain = createVqaChain({ vision, llm: openLlm(args), topK: 5 });
   // stream(): first the vision chunk (caption + candidates), then the sentence in pieces, then the full result.
+  let printed = '';
   for await (const chunk of await chain.stream({ image: fromRoot(image), question })) {
     if (chunk.type === 'vision') {
       console.log(`caption:    ${chunk.caption}`);
       console.log(`candidates: ${chunk.candidates.map((candidate) => `${candidate.answer} (${candidate.score.toFixed(2)})`).join(', ')}`);
       process.stdout.write('answer:     ');
     } else if (chunk.type === 'answer-delta') {
+      printed += chunk.text;
       process.stdout.write(chunk.text);
     } else {
       const { result } = chunk;
-      // Deltas are provisional: on a fallback the result's answer replaces them.
-      if (result.source === 'vqa') process.stdout.write(`${result.answer}  [VQA answer: ${result.fallbackReason?.code}]`);
+      // Deltas from a reply that broke off are provisional: the result's answer then replaces them.
+      if (result.answer !== printed) process.stdout.write(`${printed ? ' → ' : ''}${result.answer}`);
+      if (result.source === 'vqa') process.stdout.write(`  [VQA answer: ${result.fallbackReason?.code}]`);
       console.log(`\ntimings:    ${Math.round(result.timings.total)} ms total, ${Math.round(result.timings.llm)} ms LLM`);
     }
   }

@@ -3,9 +3,10 @@
 //
 // Run with the questions on the command line:
 //   npx tsc -p . && node dist/examples/chatbot.js --tiny --llm none test/fixtures/images/truck.jpg "How many people are there?" "What color is the truck?"
-// Or interactively (type questions, empty line to quit):
+// Or interactively (type questions, empty line or Ctrl-D to quit), or with questions piped in, one per line:
 //   node dist/examples/chatbot.js --tiny test/fixtures/images/truck.jpg
-import { createInterface } from 'node:readline/promises';
+//   printf 'How many people are there?\nWhat color is the truck?\n' | node dist/examples/chatbot.js --tiny --llm none test/fixtures/images/truck.jpg
+import { createInterface } from 'node:readline';
 import { createVqaChat, VqaChatSession } from '../src/index.js';
 import { fromRoot, openLlm, openVision, parseExampleArgs, usage } from './support.js';
 
@@ -19,11 +20,16 @@ const session = new VqaChatSession(createVqaChat({ vision, llm: openLlm(args) })
 
 async function turn(question: string): Promise<void> {
   process.stdout.write(`you: ${question}\nbot: `);
+  let printed = '';
   for await (const chunk of session.stream(question)) {
-    if (chunk.type === 'answer-delta') process.stdout.write(chunk.text);
+    if (chunk.type === 'answer-delta') {
+      process.stdout.write(chunk.text);
+      printed += chunk.text;
+    }
     if (chunk.type === 'result') {
       const { result } = chunk;
-      if (result.source === 'vqa') process.stdout.write(result.answer);
+      // The deltas add up to the answer, unless the LLM's reply broke off midway: then the fallback replaces it.
+      if (result.answer !== printed) process.stdout.write(`${printed ? ' → ' : ''}${result.answer}`);
       const cached = result.cached.caption && result.cached.imageEmbeddings ? 'image work cached' : 'image encoded';
       process.stdout.write(`   [${result.source}, ${cached}, ${Math.round(result.timings.total)} ms]\n`);
     }
@@ -34,13 +40,18 @@ try {
   if (scripted.length > 0) {
     for (const question of scripted) await turn(question);
   } else {
-    const terminal = createInterface({ input: process.stdin, output: process.stdout });
-    for (;;) {
-      const question = (await terminal.question('> ')).trim();
+    // Lines are read as a stream, not with question(): piped questions are buffered while an answer streams, and
+    // the end of the input (Ctrl-D, the pipe's end, a closed stdin) ends the loop instead of throwing.
+    const lines = createInterface({ input: process.stdin, terminal: process.stdin.isTTY });
+    const prompt = (): void => void (process.stdin.isTTY && process.stdout.write('> '));
+    prompt();
+    for await (const line of lines) {
+      const question = line.trim();
       if (!question) break;
       await turn(question);
+      prompt();
     }
-    terminal.close();
+    lines.close();
   }
   console.log(`(${session.history.length} turns in the history)`);
 } finally {

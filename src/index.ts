@@ -8,7 +8,7 @@ export { VleVqa, DEFAULT_TOP_K } from './runtime/vle-vqa.js';
 export { deferVisionModels } from './runtime/deferred-vision-models.js';
 
 // The VQA+LLM chain (LangChain.js): caption + candidates into a prompt, an LLM picks and rephrases, with fallbacks.
-export { createVqaChain, type VqaChain } from '../chains/vqa-chain.js';
+export { createVqaChain, VQA_ANSWER_DELTA_EVENT, type VqaChain } from '../chains/vqa-chain.js';
 export { createVqaChat, VqaChatSession, type VqaChat } from '../chains/vqa-chat.js';
 export { createChatModel, CHAT_MODEL_DEFAULTS, type ChatModelOptions } from './llm/index.js';
 export { validateQuestion } from './question.js';

@@ -49,6 +49,9 @@ function readFile(file) {
     preview.hidden = false;
     $('drop-hint').hidden = true;
     dropZone.classList.add('has-image');
+    // The answers shown were about the previous image.
+    running?.abort();
+    resetOutputs('—');
     showError('');
     updateButton();
   };
@@ -79,16 +82,28 @@ dropZone.addEventListener('drop', (event) => {
 });
 questionInput.addEventListener('input', updateButton);
 
-function resetOutputs() {
-  $('caption').textContent = '…';
+// `…` while a question is answered; `—` when there is nothing to show (no question yet, a new image, an error).
+function resetOutputs(placeholder = '…') {
+  $('caption').textContent = placeholder;
   $('candidates').replaceChildren();
-  $('vqa-answer').textContent = '…';
+  $('vqa-answer').textContent = placeholder;
   const answer = $('llm-answer');
-  answer.textContent = '';
-  answer.classList.add('streaming');
+  answer.textContent = placeholder === '…' ? '' : placeholder;
+  answer.classList.toggle('streaming', placeholder === '…');
   $('source').hidden = true;
   $('fallback').hidden = true;
   $('timings').tBodies[0].replaceChildren();
+}
+
+// After an error, no box is left loading: the caption and candidates of a stream that failed later stay, since
+// they are this question's; an answer that did not finish does not.
+function clearUnfilled() {
+  for (const id of ['caption', 'vqa-answer']) {
+    if ($(id).textContent === '…') $(id).textContent = '—';
+  }
+  const answer = $('llm-answer');
+  answer.textContent = '—';
+  answer.classList.remove('streaming');
 }
 
 function showVision({ caption, candidates }, chosenIndex) {
@@ -124,11 +139,15 @@ function showResult(result) {
   answer.classList.remove('streaming');
   const source = $('source');
   source.hidden = false;
-  source.textContent = result.source === 'llm' ? `LLM · ${result.models.llm}` : 'VQA fallback';
+  // Without an LLM configured nothing fell back: the VQA answer is the answer.
+  const noLlm = result.fallbackReason?.code === 'llm_disabled';
+  source.textContent = result.source === 'llm' ? `LLM · ${result.models.llm}` : noLlm ? 'no LLM' : 'VQA fallback';
   source.classList.toggle('vqa', result.source !== 'llm');
   if (result.fallbackReason) {
     $('fallback').hidden = false;
-    $('fallback').textContent = `Answered from the VQA model: ${result.fallbackReason.message}`;
+    $('fallback').textContent = noLlm
+      ? 'No LLM is configured on this server: the answer is the VQA model’s top candidate.'
+      : `Answered from the VQA model: ${result.fallbackReason.message}`;
   }
   const { timings } = result;
   const rows = [
@@ -211,7 +230,7 @@ async function ask(question) {
   } catch (error) {
     if (error.name !== 'AbortError') {
       showError(error.message);
-      answer.textContent = '—';
+      clearUnfilled();
     }
   } finally {
     answer.classList.remove('streaming');

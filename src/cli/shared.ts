@@ -71,9 +71,17 @@ export async function resolveModelFolder(spec: string, options: ModelCommandOpti
   return resolveModel(spec, { modelsDir: options.models, onProgress: createProgressReporter() });
 }
 
+// What a file is being read for: verifying a local folder is not downloading it.
+function progressVerb(task: string): string {
+  if (task.startsWith('verify:')) return 'Checking';
+  if (task.startsWith('download:')) return 'Downloading';
+  return 'Reading';
+}
+
 /**
- * Progress on stderr: a bar per downloaded file on a terminal, plain lines otherwise (logs, CI), nothing for
- * events too small to matter.
+ * Progress on stderr: a bar per file on a terminal, plain lines otherwise (logs, CI), nothing for events too small
+ * to matter. Lines say what happens to the file: `Downloading` from the hub or a URL, `Checking` a local file's
+ * sha256.
  */
 export function createProgressReporter(stream: NodeJS.WriteStream = process.stderr): ProgressCallback {
   let bar: cliProgress.SingleBar | undefined;
@@ -81,14 +89,15 @@ export function createProgressReporter(stream: NodeJS.WriteStream = process.stde
     if (event.status === 'start' && event.task === 'load-models') {
       stream.write('Loading models…\n');
     } else if (event.status === 'start' && event.file && event.total) {
+      const verb = progressVerb(event.task);
       if (stream.isTTY) {
         bar = new cliProgress.SingleBar(
-          { format: `${event.file} [{bar}] {percentage}% {value}/{total} bytes`, stream, hideCursor: true },
+          { format: `${verb} ${event.file} [{bar}] {percentage}% {value}/{total} bytes`, stream, hideCursor: true },
           cliProgress.Presets.shades_classic,
         );
         bar.start(event.total, 0);
       } else {
-        stream.write(`Downloading ${event.file} (${event.total} bytes)\n`);
+        stream.write(`${verb} ${event.file} (${event.total} bytes)\n`);
       }
     } else if (event.status === 'progress' && bar) {
       bar.update(event.loaded);
@@ -99,15 +108,42 @@ export function createProgressReporter(stream: NodeJS.WriteStream = process.stde
   };
 }
 
-/** Prints an error the way every command does: the message (with its hint), never a stack for our own errors. */
-export function printError(error: unknown, stream: NodeJS.WriteStream = process.stderr): void {
-  if (VqaLlmError.isInstance(error)) {
-    stream.write(`error: ${error.message}\n`);
-  } else if (error instanceof Error && error.name === 'AbortError') {
-    stream.write('error: aborted\n');
-  } else {
-    stream.write(`error: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}\n`);
-  }
+// Node's system errors, said plainly; the path or address follows.
+const SYSTEM_ERRORS: Record<string, string> = {
+  ENOENT: 'no such file or folder',
+  EACCES: 'permission denied',
+  EPERM: 'operation not permitted',
+  EISDIR: 'a folder where a file is needed',
+  ENOTDIR: 'not a folder',
+  EEXIST: 'already exists',
+  ENOSPC: 'no space left on the device',
+  EMFILE: 'too many open files',
+  EADDRINUSE: 'address already in use',
+  EADDRNOTAVAIL: 'address not available on this machine',
+};
+
+// Library option names as the flags that set them, so that an error about topK names --top-k.
+const FLAG_NAMES: [RegExp, string][] = [[/^topK\b/, '--top-k']];
+
+/** The one line the CLI prints for an error: what is wrong and, for our own errors, what to do. */
+export function describeError(error: unknown): string {
+  if (InvalidOptionError.isInstance(error)) return FLAG_NAMES.reduce((message, [name, flag]) => message.replace(name, flag), error.message);
+  if (VqaLlmError.isInstance(error)) return error.message;
+  if (error instanceof Error && error.name === 'AbortError') return 'aborted';
+  const fields = (typeof error === 'object' && error !== null ? error : {}) as { code?: unknown; path?: unknown; address?: unknown; port?: unknown; message?: unknown };
+  const known = typeof fields.code === 'string' ? SYSTEM_ERRORS[fields.code] : undefined;
+  if (known && typeof fields.path === 'string') return `${known}: ${fields.path}`;
+  if (known && typeof fields.address === 'string') return `${known}: ${fields.address}${typeof fields.port === 'number' ? `:${fields.port}` : ''}`;
+  return typeof fields.message === 'string' && fields.message !== '' ? fields.message : String(error);
+}
+
+/**
+ * Prints an error the way every command does: one line, `error: ` and {@link describeError}; never a stack trace,
+ * unless VQA_LLM_DEBUG=1 asks for one (on the lines after).
+ */
+export function printError(error: unknown, stream: NodeJS.WriteStream = process.stderr, env: NodeJS.ProcessEnv = process.env): void {
+  stream.write(`error: ${describeError(error).replace(/\s*\n\s*/gu, ' ').trim()}\n`);
+  if (/^(1|true|yes)$/i.test(env.VQA_LLM_DEBUG ?? '') && error instanceof Error && error.stack) stream.write(`${error.stack}\n`);
 }
 
 /** Prints a value as JSON on stdout. */

@@ -4,7 +4,7 @@ import { InvalidOptionError } from '../errors/invalid-option-error.js';
 import type { CaptionOptions, CaptionResult, FloatTensor, ImageInput, LoadedImage, StageTimings } from '../types.js';
 import type { TensorData } from './onnx-session.js';
 import { embeddingsOrImage, readSource, runCancellable } from './image-stage.js';
-import { readModelJson } from '../models/manifest.js';
+import { checkModelFolder, readModelJson } from '../models/manifest.js';
 import { configNumber } from './model-loader.js';
 import { checkInteger, openModel, VisionModelBase, type OpenedModel, type VisionModelOptions } from './vision-model-base.js';
 import type { CaptionTaskResult } from './worker-protocol.js';
@@ -38,6 +38,8 @@ export class BlipCaptioner extends VisionModelBase {
   }
 
   static async load(folder: string, options: VisionModelOptions = {}): Promise<BlipCaptioner> {
+    // The kind first: a VQA folder given as the caption model is told so, not that a BLIP file is missing from it.
+    await checkModelFolder(folder, { kind: 'blip-captioner' });
     const source = `${folder}/generation_config.json`;
     const json = await readModelJson(folder, 'generation_config.json');
     const generation: GenerationConfig = {

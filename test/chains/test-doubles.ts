@@ -2,6 +2,7 @@
 import { BaseChatModel } from '@langchain/core/language_models/chat_models';
 import type { BaseMessage } from '@langchain/core/messages';
 import type { ChatResult } from '@langchain/core/outputs';
+import { BaseTracer, type Run } from '@langchain/core/tracers/base';
 import { FakeListChatModel } from '@langchain/core/utils/testing';
 import type { Candidate, CaptionResult, CandidatesResult, ImageInput, LoadedImage, VisionModels } from '../../src/types.js';
 
@@ -118,4 +119,22 @@ export class ThrowingChatModel extends BaseChatModel {
 /** A good reply in the format the prompt asks for. */
 export function reply(shortAnswer: string, answer: string): string {
   return JSON.stringify({ shortAnswer, answer });
+}
+
+/** A tracer that keeps every run it sees (name, type, parent), as LangSmith would record them. */
+export class RunRecorder extends BaseTracer {
+  name = 'run_recorder';
+  readonly runs: Run[] = [];
+
+  protected async persistRun(): Promise<void> {}
+
+  override onRunCreate(run: Run): void {
+    this.runs.push(run);
+  }
+
+  /** The run's name and its parent's, e.g. `VqaAnswer < VqaChain`. */
+  lineage(): string[] {
+    const byId = new Map(this.runs.map((run) => [run.id, run]));
+    return this.runs.map((run) => `${run.name} < ${(run.parent_run_id && byId.get(run.parent_run_id)?.name) ?? '(root)'}`);
+  }
 }

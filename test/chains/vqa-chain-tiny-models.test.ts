@@ -1,9 +1,9 @@
 import { existsSync } from 'node:fs';
 import { FakeListChatModel } from '@langchain/core/utils/testing';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createVqaChain } from '../../dist/chains/vqa-chain.js';
+import { createVqaChain, VQA_ANSWER_DELTA_EVENT } from '../../dist/chains/vqa-chain.js';
 import type { VisionModels } from '../../dist/src/types.js';
-import { reply } from './test-doubles.js';
+import { reply, RunRecorder } from './test-doubles.js';
 
 const runtime = 'dist/src/runtime/vision-models.js';
 const image = 'test/fixtures/images/fishing.jpg';
@@ -37,6 +37,38 @@ describe.skipIf(!existsSync(runtime) || !existsSync('test/fixtures/models/tiny-b
     const second = await chain.invoke({ image, question: 'How many people are there?' });
     expect(first.source).toBe('llm');
     expect(second.cached).toEqual({ caption: true, imageEmbeddings: true });
+  });
+
+  it('should show every step in streamEvents: vision models, the chat model inside the LLM step, the answer deltas', async () => {
+    const sentence = 'He holds a pole.';
+    const chain = createVqaChain({ vision, llm: new FakeListChatModel({ responses: [reply('pole', sentence)] }) });
+    const recorder = new RunRecorder();
+    const seen: { event: string; name: string; data: { text?: string; chunk?: { content?: string } } }[] = [];
+    for await (const event of chain.streamEvents({ image, question }, { version: 'v2', callbacks: [recorder] })) seen.push(event);
+    // Stream events (tokens, deltas, chunks) aside, the runs open and close in this order.
+    const lifecycle = seen.filter((event) => !event.event.endsWith('_stream') && event.event !== 'on_custom_event').map((event) => `${event.event} ${event.name}`);
+    expect(lifecycle.filter((line) => /VqaChain|VqaVision|Caption$|VqaCandidates|VqaAnswer|ChatModel/.test(line))).toEqual([
+      'on_chain_start VqaChain',
+      'on_chain_start VqaVision',
+      'on_chain_start Caption',
+      'on_chain_start VqaCandidates',
+      expect.stringMatching(/^on_chain_end (Caption|VqaCandidates)$/),
+      expect.stringMatching(/^on_chain_end (Caption|VqaCandidates)$/),
+      'on_chain_end VqaVision',
+      'on_chain_start VqaAnswer',
+      'on_chat_model_start FakeListChatModel',
+      'on_chat_model_end FakeListChatModel',
+      'on_chain_end VqaAnswer',
+      'on_chain_end VqaChain',
+    ]);
+    // FakeListChatModel streams its reply a character at a time: the JSON goes to on_chat_model_stream, the sentence
+    // to the answer events.
+    const tokens = seen.filter((event) => event.event === 'on_chat_model_stream').map((event) => event.data.chunk!.content);
+    expect(tokens.join('')).toBe(reply('pole', sentence));
+    const deltas = seen.filter((event) => event.event === 'on_custom_event' && event.name === VQA_ANSWER_DELTA_EVENT).map((event) => event.data.text);
+    expect(deltas.length).toBeGreaterThan(1);
+    expect(deltas.join('')).toBe(sentence);
+    expect(recorder.lineage()).toEqual(expect.arrayContaining(['VqaVision < VqaChain', 'VqaAnswer < VqaChain', 'FakeListChatModel < VqaAnswer']));
   });
 
   it('should stream vision, deltas and the result', async () => {

@@ -1,13 +1,19 @@
+import { AIMessageChunk } from '@langchain/core/messages';
 import { RunnableLambda } from '@langchain/core/runnables';
-import { FakeListChatModel } from '@langchain/core/utils/testing';
+import { FakeListChatModel, FakeStreamingChatModel } from '@langchain/core/utils/testing';
 import { describe, expect, it } from 'vitest';
-import { createVqaChain } from '../../dist/chains/vqa-chain.js';
+import { createVqaChain, VQA_ANSWER_DELTA_EVENT } from '../../dist/chains/vqa-chain.js';
 import type { VqaStreamChunk } from '../../dist/chains/types.js';
 import { InvalidOptionError, InvalidQuestionError } from '../../dist/src/errors/index.js';
-import { FakeVision, RecordingChatModel, ThrowingChatModel, reply } from './test-doubles.js';
+import { createCircuitBreaker } from '../../dist/src/llm/circuit-breaker.js';
+import { FakeVision, RecordingChatModel, RunRecorder, ThrowingChatModel, reply } from './test-doubles.js';
 
 const question = "What is in the man's hand?";
 const goodReply = reply('fishing pole', 'The man in the hat is holding a fishing pole.');
+// The same reply as an OpenAI-style stream cuts it: the sentence arrives in two pieces.
+const streamedReply = [{ content: '{"shortAnswer": "fishing pole", ' }, { content: '"answer": "The man in the hat' }, { content: ' is holding a fishing pole."}' }].map(
+  (chunk) => new AIMessageChunk(chunk),
+);
 
 describe('createVqaChain', () => {
   it('should answer with the LLM and say which candidate it matched', async () => {
@@ -234,22 +240,127 @@ describe('createVqaChain', () => {
       expect(last.result.source).toBe('llm');
     });
 
-    it('should yield no deltas without an LLM', async () => {
+    it('should stream the fallback sentence as one delta without an LLM', async () => {
       const chain = createVqaChain({ vision: new FakeVision(), llm: 'none' });
       const chunks = await collect(await chain.stream({ image: 'fishing.jpg', question }));
-      expect(chunks.map((chunk) => chunk.type)).toEqual(['vision', 'result']);
+      expect(chunks.map((chunk) => chunk.type)).toEqual(['vision', 'answer-delta', 'result']);
+      expect(chunks[1]).toEqual({ type: 'answer-delta', text: 'Fish.' });
     });
 
-    it('should end with a fallback result when the streamed reply is unusable', async () => {
+    it('should stream the fallback sentence as one delta when the LLM fails before any text', async () => {
+      const chain = createVqaChain({ vision: new FakeVision(), llm: new ThrowingChatModel(new Error('model exploded')) });
+      const chunks = await collect(await chain.stream({ image: 'fishing.jpg', question }));
+      expect(chunks.filter((chunk) => chunk.type === 'answer-delta')).toEqual([{ type: 'answer-delta', text: 'Fish.' }]);
+      expect(chunks.at(-1)).toMatchObject({ type: 'result', result: { source: 'vqa', answer: 'Fish.', fallbackReason: { code: 'llm_error' } } });
+    });
+
+    it('should leave the deltas of a reply that proves unusable as they were, the result saying what replaces them', async () => {
       const chain = createVqaChain({ vision: new FakeVision(), llm: new FakeListChatModel({ responses: ['{"answer": "The man holds'] }) });
       const chunks = await collect(await chain.stream({ image: 'fishing.jpg', question }));
       const last = chunks.at(-1);
       expect(last?.type === 'result' && last.result).toMatchObject({ source: 'vqa', answer: 'Fish.', fallbackReason: { code: 'llm_malformed' } });
+      // What the server's correction appends after these: the streamed text is not a prefix of the answer.
+      expect(chunks.flatMap((chunk) => (chunk.type === 'answer-delta' ? [chunk.text] : [])).join('')).toBe('The man holds');
+    });
+
+    it('should end the LLM call and release the circuit probe when the reader stops early', async () => {
+      let now = 0;
+      const breaker = createCircuitBreaker({ failureThreshold: 1, resetTimeoutMs: 1_000, now: () => now });
+      await createVqaChain({ vision: new FakeVision(), llm: new ThrowingChatModel(new Error('down')), llmCircuitBreaker: breaker, llmRetries: 0 }).invoke({ image: 'fishing.jpg', question });
+      expect(breaker.state).toBe('open');
+      now = 2_000;
+      const llm = new FakeStreamingChatModel({ chunks: streamedReply, sleep: 0 });
+      const chain = createVqaChain({ vision: new FakeVision(), llm, llmCircuitBreaker: breaker });
+      for await (const chunk of await chain.stream({ image: 'fishing.jpg', question })) if (chunk.type === 'answer-delta') break;
+      // The abandoned probe said nothing about the endpoint; the next call may probe it.
+      expect((await chain.invoke({ image: 'fishing.jpg', question })).source).toBe('llm');
+      expect(breaker.state).toBe('closed');
     });
 
     it('should reject a bad question before yielding anything', async () => {
       const chain = createVqaChain({ vision: new FakeVision(), llm: 'none' });
       await expect(chain.stream({ image: 'fishing.jpg', question: '' })).rejects.toMatchObject({ reason: 'empty' });
+    });
+  });
+
+  describe('runs and streamEvents', () => {
+    type StreamEvent = { event: string; name: string; run_id: string; data: { chunk?: unknown; output?: unknown } };
+
+    async function events(chain: ReturnType<typeof createVqaChain>, callbacks: RunRecorder[] = []): Promise<StreamEvent[]> {
+      const seen: StreamEvent[] = [];
+      for await (const event of chain.streamEvents({ image: 'fishing.jpg', question }, { version: 'v2', callbacks })) seen.push(event as StreamEvent);
+      return seen;
+    }
+
+    it('should show the vision steps, the LLM step with its chat model, and the answer deltas, in order', async () => {
+      const recorder = new RunRecorder();
+      const llm = new FakeStreamingChatModel({ chunks: streamedReply, sleep: 0 });
+      const seen = await events(createVqaChain({ vision: new FakeVision(), llm }), [recorder]);
+      const steps = seen.filter((event) => ['VqaChain', 'VqaVision', 'VqaAnswer', 'FakeStreamingChatModel'].includes(event.name) && !event.event.endsWith('_stream'));
+      expect(steps.map((event) => `${event.event} ${event.name}`)).toEqual([
+        'on_chain_start VqaChain',
+        'on_chain_start VqaVision',
+        'on_chain_end VqaVision',
+        'on_chain_start VqaAnswer',
+        'on_chat_model_start FakeStreamingChatModel',
+        'on_chat_model_end FakeStreamingChatModel',
+        'on_chain_end VqaAnswer',
+        'on_chain_end VqaChain',
+      ]);
+
+      // The model's tokens are its raw JSON; the sentence comes as custom events between its start and its end.
+      const modelText = seen.filter((event) => event.event === 'on_chat_model_stream').map((event) => (event.data.chunk as { content: string }).content);
+      expect(modelText.join('')).toBe(streamedReply.map((chunk) => chunk.content).join(''));
+      const deltas = seen.filter((event) => event.event === 'on_custom_event' && event.name === VQA_ANSWER_DELTA_EVENT);
+      expect(deltas.map((event) => event.data)).toEqual([{ text: 'The man in the hat' }, { text: ' is holding a fishing pole.' }]);
+      const position = (event: string, name: string) => seen.findIndex((candidate) => candidate.event === event && candidate.name === name);
+      for (const delta of deltas) {
+        expect(seen.indexOf(delta)).toBeGreaterThan(position('on_chat_model_start', 'FakeStreamingChatModel'));
+        expect(seen.indexOf(delta)).toBeLessThan(position('on_chain_end', 'VqaAnswer'));
+        expect(delta.run_id).toBe(seen[position('on_chain_start', 'VqaAnswer')]!.run_id);
+      }
+
+      // The chain's own stream chunks are stream()'s, and its end carries the result, as invoke returns it.
+      const chainChunks = seen.filter((event) => event.event === 'on_chain_stream' && event.name === 'VqaChain').map((event) => event.data.chunk as VqaStreamChunk);
+      expect(chainChunks.map((chunk) => chunk.type)).toEqual(['vision', 'answer-delta', 'answer-delta', 'result']);
+      const end = seen.at(-1)!;
+      expect(end).toMatchObject({ event: 'on_chain_end', name: 'VqaChain', data: { output: { source: 'llm', answer: 'The man in the hat is holding a fishing pole.' } } });
+      expect(seen.find((event) => event.event === 'on_chain_end' && event.name === 'VqaAnswer')?.data.output).toMatchObject({ source: 'llm', shortAnswer: 'fishing pole' });
+
+      expect(recorder.lineage()).toEqual(expect.arrayContaining(['VqaChain < (root)', 'VqaVision < VqaChain', 'VqaAnswer < VqaChain', 'FakeStreamingChatModel < VqaAnswer', 'Caption < CaptionAndCandidates']));
+    });
+
+    it('should send the fallback sentence as the one answer event without an LLM', async () => {
+      const seen = await events(createVqaChain({ vision: new FakeVision(), llm: 'none' }));
+      expect(seen.filter((event) => event.event === 'on_custom_event').map((event) => event.data)).toEqual([{ text: 'Fish.' }]);
+      expect(seen.some((event) => event.event.startsWith('on_chat_model'))).toBe(false);
+    });
+
+    it('should record the same runs and answer events for invoke, as when the chain is an agent tool', async () => {
+      const recorder = new RunRecorder();
+      const texts: string[] = [];
+      const onEvent = { handleCustomEvent: (name: string, data: { text: string }) => void (name === VQA_ANSWER_DELTA_EVENT && texts.push(data.text)) };
+      const llm = new FakeStreamingChatModel({ chunks: streamedReply, sleep: 0 });
+      const result = await createVqaChain({ vision: new FakeVision(), llm }).invoke({ image: 'fishing.jpg', question }, { callbacks: [recorder, onEvent] });
+      expect(texts.join('')).toBe(result.answer);
+      expect(recorder.lineage().slice(0, 2)).toEqual(['VqaChain < (root)', 'VqaVision < VqaChain']);
+      expect(recorder.lineage()).toContain('FakeStreamingChatModel < VqaAnswer');
+      expect(recorder.runs[0]!.outputs).toMatchObject({ answer: result.answer });
+    });
+
+    it('should make each chat model attempt a child of the LLM step', async () => {
+      const recorder = new RunRecorder();
+      let calls = 0;
+      const flaky = new FakeStreamingChatModel({ chunks: streamedReply, sleep: 0 });
+      const original = flaky._streamResponseChunks.bind(flaky);
+      flaky._streamResponseChunks = async function* (...args) {
+        calls += 1;
+        if (calls === 1) throw Object.assign(new Error('overloaded'), { status: 503 });
+        yield* original(...args);
+      };
+      const chain = createVqaChain({ vision: new FakeVision(), llm: flaky, llmRetries: 1, llmRetryBackoff: { baseDelayMs: 1, maxDelayMs: 1 } });
+      expect((await chain.invoke({ image: 'fishing.jpg', question }, { callbacks: [recorder] })).source).toBe('llm');
+      expect(recorder.lineage().filter((line) => line.startsWith('FakeStreamingChatModel'))).toEqual(['FakeStreamingChatModel < VqaAnswer', 'FakeStreamingChatModel < VqaAnswer']);
     });
   });
 

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { createVqaChat, VqaChatSession } from '../../dist/chains/vqa-chat.js';
-import { FakeVision, RecordingChatModel, reply } from './test-doubles.js';
+import { FakeVision, RecordingChatModel, reply, RunRecorder } from './test-doubles.js';
 
 describe('createVqaChat', () => {
   it('should return the next history and reuse the image cache on a follow-up', async () => {
@@ -25,6 +25,19 @@ describe('createVqaChat', () => {
     expect(llm.prompts[0]).toHaveLength(6);
     expect(llm.prompts[0]![1]!.text).toContain('q3?');
     expect(result.history.map((turn) => turn.question)).toEqual(['q4?', 'q5?']);
+  });
+});
+
+describe('VqaChat runs', () => {
+  it('should run the chain as its child, in invoke and in stream', async () => {
+    const recorder = new RunRecorder();
+    const chat = createVqaChat({ vision: new FakeVision(), llm: new RecordingChatModel({ responses: [reply('4', 'There are four dogs.'), reply('4', 'Four.')] }) });
+    const result = await chat.invoke({ image: 'dogs.jpg', question: 'How many dogs are there?' }, { callbacks: [recorder] });
+    expect(recorder.runs[0]).toMatchObject({ name: 'VqaChat', outputs: { history: result.history } });
+    expect(recorder.lineage()).toEqual(expect.arrayContaining(['VqaChat < (root)', 'VqaChain < VqaChat', 'VqaAnswer < VqaChain', 'RecordingChatModel < VqaAnswer']));
+    const streamed = new RunRecorder();
+    for await (const _chunk of await chat.stream({ image: 'dogs.jpg', question: 'And now?' }, { callbacks: [streamed] })) void _chunk;
+    expect(streamed.lineage()).toContain('VqaChain < VqaChat');
   });
 });
 

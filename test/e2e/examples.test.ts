@@ -1,5 +1,5 @@
 // Every example runs with the one command its header documents (on the tiny models), as a user would run it.
-import { execFile } from 'node:child_process';
+import { execFile, spawn } from 'node:child_process';
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -14,6 +14,21 @@ async function example(name: string, args: string[], env: Record<string, string>
   const { OPENAI_API_KEY: _key, OPENAI_BASE_URL: _url, ...rest } = process.env;
   const { stdout } = await run(process.execPath, [join(root, 'dist', 'examples', `${name}.js`), ...args], { cwd: root, env: { ...rest, VQA_LLM_OFFLINE: '1', ...env }, timeout: 60_000 });
   return stdout;
+}
+
+/** Runs an example with `input` on its stdin, then closed, as `printf ... | node ...` does. */
+function exampleWithInput(name: string, args: string[], input: string): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  const { OPENAI_API_KEY: _key, OPENAI_BASE_URL: _url, ...rest } = process.env;
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, [join(root, 'dist', 'examples', `${name}.js`), ...args], { cwd: root, env: { ...rest, VQA_LLM_OFFLINE: '1' }, timeout: 60_000 });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (chunk: Buffer) => (stdout += chunk.toString()));
+    child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
+    child.on('error', reject);
+    child.on('close', (code) => resolve({ code, stdout, stderr }));
+    child.stdin.end(input);
+  });
 }
 
 describe('the examples', () => {
@@ -51,6 +66,20 @@ describe('the examples', () => {
     const stdout = await example('chatbot', ['--tiny', '--llm', 'none', 'test/fixtures/images/truck.jpg', 'How many people are there?', 'What color is the truck?']);
     expect(stdout).toContain('image work cached');
     expect(stdout).toContain('(2 turns in the history)');
+  });
+
+  it('should answer questions piped to the chatbot, and end at the end of its input', async () => {
+    const piped = await exampleWithInput('chatbot', ['--tiny', '--llm', 'none', 'test/fixtures/images/truck.jpg'], 'How many people are there?\nWhat color is the truck?\n');
+    expect(piped.code).toBe(0);
+    const answers = piped.stdout.split('\n').filter((line) => line.startsWith('bot: '));
+    expect(answers).toHaveLength(2);
+    // Without an LLM the sentence streams as one delta, printed once: "bot: 3.   [vqa, ...]".
+    for (const answer of answers) expect(answer).toMatch(/^bot: [^.]+\. {3}\[vqa, /);
+    expect(piped.stdout).toContain('(2 turns in the history)');
+
+    const closed = await exampleWithInput('chatbot', ['--tiny', '--llm', 'none', 'test/fixtures/images/truck.jpg'], '');
+    expect(closed).toMatchObject({ code: 0, stderr: '' });
+    expect(closed.stdout).toContain('(0 turns in the history)');
   });
 
   it('should run the agent with the tool beside a calculator', async () => {

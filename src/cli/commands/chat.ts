@@ -42,23 +42,23 @@ export function register(program: Command): void {
 
 async function answer(session: VqaChatSession, question: string): Promise<void> {
   const interrupt = abortOnInterrupt();
-  let printed = false;
+  let printed = '';
   try {
     for await (const chunk of session.stream(question, { signal: interrupt.signal })) {
       if (chunk.type === 'answer-delta') {
         process.stdout.write(chunk.text);
-        printed = true;
+        printed += chunk.text;
       } else if (chunk.type === 'result') {
         const { result } = chunk;
-        // Streamed text from a reply that then proved unusable is replaced by the fallback answer.
-        if (!printed || result.source === 'vqa') process.stdout.write(`${printed ? '\n' : ''}${result.answer}`);
+        // The deltas add up to the answer, except text from a reply that then proved unusable: the fallback follows.
+        if (result.answer !== printed) process.stdout.write(`${printed ? '\n' : ''}${result.answer}`);
         process.stdout.write('\n');
         const note = describeFallback(result);
         if (note) process.stderr.write(`${note}\n`);
       }
     }
   } catch (error) {
-    if (printed) process.stdout.write('\n');
+    if (printed !== '') process.stdout.write('\n');
     // A bad question or a Ctrl-C ends this turn, not the conversation.
     if (!VqaLlmError.isInstance(error) && !interrupt.signal.aborted) throw error;
     printError(error);

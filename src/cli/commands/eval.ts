@@ -1,3 +1,4 @@
+import { stat } from 'node:fs/promises';
 import cliProgress from 'cli-progress';
 import type { Command } from 'commander';
 import { InvalidOptionError } from '../../errors/invalid-option-error.js';
@@ -30,7 +31,19 @@ interface EvalScoreOptions {
   strict?: boolean;
 }
 
+/** Checks a path given by flag before any work, so that a typo is told as the flag and the path, in one line. */
+async function checkInput(flag: string, path: string | undefined, kind: 'file' | 'folder'): Promise<void> {
+  if (path === undefined) return;
+  const stats = await stat(path).catch(() => undefined);
+  if (!stats) throw new InvalidOptionError('invalid_value', `${flag} ${path}: no such ${kind}.`);
+  if (kind === 'file' ? !stats.isFile() : !stats.isDirectory()) throw new InvalidOptionError('invalid_value', `${flag} ${path} is not a ${kind}.`);
+}
+
 async function loadDataset(options: EvalRunOptions): Promise<ReferenceSet<EvalQuestion>> {
+  await checkInput('--dataset', options.dataset, 'file');
+  await checkInput('--questions', options.questions, 'file');
+  await checkInput('--annotations', options.annotations, 'file');
+  await checkInput('--images', options.images, 'folder');
   const vqaV2 = [options.questions, options.annotations, options.images];
   if (options.dataset !== undefined) {
     if (vqaV2.some((value) => value !== undefined)) {
@@ -140,6 +153,8 @@ export function register(program: Command): void {
     .option('--json', 'print the summary as JSON')
     .option('--strict', 'exit 1 when any issue (missing or unknown question ids, ...) was found')
     .action(async (options: EvalScoreOptions) => {
+      await checkInput('--predictions', options.predictions, 'file');
+      await checkInput('--annotations', options.annotations, 'file');
       const [reference, predictions] = await Promise.all([loadReferenceAnswers(options.annotations), readPredictions(options.predictions)]);
       if (predictions.partialLastLine) process.stderr.write(`warning: the last line of ${options.predictions} was cut off (an interrupted run) and is ignored.\n`);
       report(summarizeEval({ reference, records: predictions.records }), options);

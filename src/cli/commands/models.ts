@@ -1,4 +1,5 @@
 import { spawn } from 'node:child_process';
+import { existsSync } from 'node:fs';
 import { readdir } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { performance } from 'node:perf_hooks';
@@ -12,6 +13,7 @@ import { resolveModel } from '../../models/resolve-model.js';
 import { packageRoot } from '../../paths.js';
 import { BlipCaptioner } from '../../runtime/blip-captioner.js';
 import { VleVqa } from '../../runtime/vle-vqa.js';
+import { checkPython, defaultPython, exporterModules } from '../python-check.js';
 import { createProgressReporter, printJson } from '../shared.js';
 
 interface ModelsOptions {
@@ -31,9 +33,12 @@ export function register(program: Command): void {
     .option('--models <dir>', 'folder holding model folders (default: VQA_LLM_MODELS or the per-user data folder)')
     .option('--revision <rev>', 'checkpoint revision')
     .option('--int8', 'also write dynamically quantized int8 graphs')
-    .option('--python <path>', 'Python interpreter with the exporter requirements (models/requirements.txt)', process.env.VQA_LLM_PYTHON ?? 'python3')
+    .option('--python <path>', 'Python with models/requirements.txt installed (VQA_LLM_PYTHON, else the checkout\'s .venv/, else python3)', defaultPython())
     .action(async (checkpoint: string, options: ModelsOptions & { family?: string; out?: string; revision?: string; int8?: boolean; python: string }) => {
       const family = options.family ?? guessFamily(checkpoint);
+      if (family !== 'blip' && family !== 'vle') throw new InvalidOptionError('invalid_value', `--family must be blip or vle, got "${family}".`);
+      // Before shelling out: a missing torch should cost one line, not a Python traceback minutes into a download.
+      await checkPython(options.python, exporterModules({ family, int8: options.int8, fromHub: !existsSync(checkpoint) }));
       const name = checkpoint.replace(/[\\/]+$/, '').split(/[\\/]/).pop()!;
       const out = resolve(options.out ?? join(options.models ?? defaultModelsDir(), name));
       const args = [join(packageRoot(), 'models', 'export.py'), family, '--checkpoint', checkpoint, '--out', out];

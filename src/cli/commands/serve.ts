@@ -45,6 +45,26 @@ function parsePort(value: string): number {
   return port;
 }
 
+/** A port or address that cannot be bound, as one line naming the flag to change. */
+function listenError(error: unknown, options: ServeCommandOptions, portSource: string): unknown {
+  const code = (error as { code?: unknown } | undefined)?.code;
+  const where = `${options.host}:${options.port}`;
+  const from = portSource === 'default' ? ' (the default)' : ` (from ${portSource})`;
+  if (code === 'EADDRINUSE') {
+    return new InvalidOptionError('invalid_value', `Port ${options.port} on ${options.host}${from} is already in use: another vqa-llm serve, or an LLM server, listens there.`, {
+      hint: 'Pass --port N (or VQA_LLM_PORT), or --port 0 for any free port.',
+      cause: error,
+    });
+  }
+  if (code === 'EACCES') {
+    return new InvalidOptionError('invalid_value', `Not allowed to listen on ${where}${from}.`, { hint: 'Ports below 1024 need privileges: pass --port 1024 or above.', cause: error });
+  }
+  if (code === 'EADDRNOTAVAIL' || code === 'ENOTFOUND') {
+    return new InvalidOptionError('invalid_value', `Cannot listen on ${where}: ${options.host} is not an address of this machine.`, { hint: 'Pass --host 127.0.0.1 (or 0.0.0.0 for every interface).', cause: error });
+  }
+  return error;
+}
+
 function sourceOf(command: Command, key: string, flag: string): string {
   const source = command.getOptionValueSource(key);
   if (source === 'cli') return flag;
@@ -122,23 +142,30 @@ export function register(program: Command): void {
     // Listen first: liveness answers and readiness says "loading" while full-size models take seconds to load.
     const loading = openVisionModels(options);
     const vision = deferVisionModels(loading, { caption: options.captionModel, vqa: options.vqaModel });
-    const server = await startVqaServer({
-      vision,
-      llm,
-      chainOptions: { topK: options.topK, llmTimeoutMs: options.llmTimeout },
-      modelName: options.servedModelName,
-      allowImageUrls,
-      imageUrlPolicy: { allowHttp: allowHttpImageUrls, ...(imageUrlHosts.length > 0 ? { allowedHosts: imageUrlHosts } : {}) },
-      bodyLimitBytes: options.bodyLimit,
-      maxConcurrency: options.maxConcurrency,
-      maxQueue: options.maxQueue,
-      requestTimeoutMs: options.requestTimeout,
-      web: options.web,
-      logger: { level: options.logLevel },
-      disposeVision: true,
-      host: options.host,
-      port: options.port,
-    });
+    let server: Awaited<ReturnType<typeof startVqaServer>>;
+    try {
+      server = await startVqaServer({
+        vision,
+        llm,
+        chainOptions: { topK: options.topK, llmTimeoutMs: options.llmTimeout },
+        modelName: options.servedModelName,
+        allowImageUrls,
+        imageUrlPolicy: { allowHttp: allowHttpImageUrls, ...(imageUrlHosts.length > 0 ? { allowedHosts: imageUrlHosts } : {}) },
+        bodyLimitBytes: options.bodyLimit,
+        maxConcurrency: options.maxConcurrency,
+        maxQueue: options.maxQueue,
+        requestTimeoutMs: options.requestTimeout,
+        web: options.web,
+        logger: { level: options.logLevel },
+        disposeVision: true,
+        host: options.host,
+        port: options.port,
+      });
+    } catch (error) {
+      // The models go on loading in worker threads; let them go rather than hold the exit.
+      void loading.then((loaded) => loaded.dispose(), () => undefined);
+      throw listenError(error, options, sourceOf(self, 'port', '--port'));
+    }
     process.stderr.write(`vqa-llm listening on ${server.url} (OpenAI base URL ${server.url}/v1${options.web ? `, demo page ${server.url}/` : ''})\n`);
 
     // A model that cannot load is fatal: say why and exit non-zero rather than serve 'not ready' forever.

@@ -87,6 +87,12 @@ export {
   type VisualQuestionAnsweringInput,
 } from './tools/visual-question-answering-tool.js';
 
+// In-process adapters: the chain as a LangChain chat model. The AI SDK provider is the subpath `vqa-llm/ai-sdk`, so
+// that users without the AI SDK never load it.
+export { ChatVqaLlm, type ChatVqaLlmCallOptions, type ChatVqaLlmFields } from './adapters/chat-vqa-llm.js';
+export { InvalidConversationError, type InvalidConversationReason } from './adapters/invalid-conversation-error.js';
+export type { VqaAdapterOptions, VqaAdapterImageOptions } from './adapters/adapter-options.js';
+
 // Hardening (issue 5): the SSRF-safe image fetcher, the LLM circuit breaker and retry policy, graceful shutdown.
 export { safeFetchImage, SAFE_FETCH_DEFAULTS, refusedAddressReason, type UrlPolicy, type SafeFetchOptions, type HostResolver, type ResolvedAddress } from './net/index.js';
 export { createCircuitBreaker, CIRCUIT_BREAKER_DEFAULTS, type CircuitBreaker, type CircuitBreakerOptions, type CircuitState } from './llm/circuit-breaker.js';

@@ -29,6 +29,8 @@ interface PackageJson {
   main?: string;
   exports?: unknown;
   dependencies?: Record<string, string>;
+  peerDependencies?: Record<string, string>;
+  peerDependenciesMeta?: Record<string, { optional?: boolean }>;
   devDependencies?: Record<string, string>;
 }
 
@@ -79,9 +81,11 @@ function bareSpecifiers(source: string): string[] {
     /\bimport\(\s*['"]([^'"]+)['"]\s*\)/g,
     /\brequire\(\s*['"]([^'"]+)['"]\s*\)/g,
   ];
+  // JSDoc examples (`import { generateText } from 'ai'`) are not imports.
+  const code = source.replace(/\/\*[\s\S]*?\*\//g, '');
   const found: string[] = [];
   for (const pattern of patterns) {
-    for (const match of source.matchAll(pattern)) {
+    for (const match of code.matchAll(pattern)) {
       const specifier = match[1]!;
       if (!specifier.startsWith('.') && !specifier.startsWith('/') && !specifier.startsWith('node:')) found.push(specifier);
     }
@@ -124,8 +128,9 @@ describe('the packed package', () => {
     writeFileSync(join(consumer, 'package.json'), JSON.stringify({ name: 'consumer', version: '1.0.0', private: true }));
     await run('tar', ['-xzf', tarball, '-C', installed, '--strip-components=1']);
     packed = JSON.parse(readFileSync(join(installed, 'package.json'), 'utf8')) as PackageJson;
-    // Only the dependencies the package declares are visible from its own folder, as in an install.
-    for (const name of Object.keys(packed.dependencies ?? {})) {
+    // Only the dependencies the package declares are visible from its own folder, as in an install (with the
+    // optional peers a user of the AI SDK adapter installs).
+    for (const name of [...Object.keys(packed.dependencies ?? {}), ...Object.keys(packed.peerDependencies ?? {})]) {
       const link = join(consumer, 'node_modules', ...name.split('/'));
       mkdirSync(dirname(link), { recursive: true });
       symlinkSync(join(root, 'node_modules', ...name.split('/')), link, 'dir');
@@ -199,7 +204,9 @@ describe('the packed package', () => {
   });
 
   it('declares every package its code imports, and imports every package it declares', () => {
-    const declared = new Set(Object.keys(packed.dependencies ?? {}));
+    const declared = new Set([...Object.keys(packed.dependencies ?? {}), ...Object.keys(packed.peerDependencies ?? {})]);
+    // Peers are optional: only the adapter subpath that needs one imports it.
+    expect(Object.keys(packed.peerDependencies ?? {}).every((name) => packed.peerDependenciesMeta?.[name]?.optional === true)).toBe(true);
     const used = new Set<string>();
     for (const path of files.filter((file) => file.endsWith('.js'))) {
       for (const specifier of bareSpecifiers(readFileSync(join(installed, path), 'utf8'))) used.add(packageName(specifier));
@@ -224,8 +231,12 @@ describe('the packed package', () => {
     expect(unsupported).toEqual([]);
   });
 
-  it('exports one entry point for import and require, and its package.json', () => {
-    expect(packed.exports).toEqual({ '.': { types: './dist/src/index.d.ts', default: './dist/src/index.js' }, './package.json': './package.json' });
+  it('exports the library and the AI SDK adapter for import and require, and its package.json', () => {
+    expect(packed.exports).toEqual({
+      '.': { types: './dist/src/index.d.ts', default: './dist/src/index.js' },
+      './ai-sdk': { types: './dist/src/adapters/ai-sdk/index.d.ts', default: './dist/src/adapters/ai-sdk/index.js' },
+      './package.json': './package.json',
+    });
     expect(packed).toMatchObject({ name: rootPackage.name, version: rootPackage.version, engines: rootPackage.engines });
   });
 
@@ -233,11 +244,12 @@ describe('the packed package', () => {
     writeFileSync(
       join(consumer, 'require.cjs'),
       `const vqa = require('vqa-llm');\n` +
-        `console.log(JSON.stringify({ keys: Object.keys(vqa).sort(), resolved: require.resolve('vqa-llm'), version: require('vqa-llm/package.json').version }));\n`,
+        `console.log(JSON.stringify({ keys: Object.keys(vqa).sort(), resolved: require.resolve('vqa-llm'), version: require('vqa-llm/package.json').version, aiSdk: typeof require('vqa-llm/ai-sdk').createVqaLlm }));\n`,
     );
     writeFileSync(join(consumer, 'import.mjs'), `import * as vqa from 'vqa-llm';\nimport { createVisionModels } from 'vqa-llm';\nconsole.log(JSON.stringify({ keys: Object.keys(vqa).sort(), named: typeof createVisionModels }));\n`);
     const [required, imported] = await Promise.all([node(['require.cjs'], consumer), node(['import.mjs'], consumer)]);
-    const cjs = JSON.parse(required.stdout) as { keys: string[]; resolved: string; version: string };
+    const cjs = JSON.parse(required.stdout) as { keys: string[]; resolved: string; version: string; aiSdk: string };
+    expect(cjs.aiSdk).toBe('function');
     const esm = JSON.parse(imported.stdout) as { keys: string[]; named: string };
     expect(cjs.resolved).toBe(join(installed, 'dist', 'src', 'index.js'));
     expect(cjs.version).toBe(rootPackage.version);

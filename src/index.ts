@@ -90,7 +90,7 @@ export {
 // In-process adapters: the chain as a LangChain chat model. The AI SDK provider is the subpath `vqa-llm/ai-sdk`, so
 // that users without the AI SDK never load it.
 export { ChatVqaLlm, type ChatVqaLlmCallOptions, type ChatVqaLlmFields } from './adapters/chat-vqa-llm.js';
-export { InvalidConversationError, type InvalidConversationReason } from './adapters/invalid-conversation-error.js';
+export { InvalidConversationError, type InvalidConversationReason } from './errors/index.js';
 export type { VqaAdapterOptions, VqaAdapterImageOptions } from './adapters/adapter-options.js';
 
 // Hardening (issue 5): the SSRF-safe image fetcher, the LLM circuit breaker and retry policy, graceful shutdown.

@@ -5,11 +5,10 @@ import { ChatGenerationChunk, type ChatResult } from '@langchain/core/outputs';
 import type { RunnableConfig } from '@langchain/core/runnables';
 import type { VqaInput, VqaResult } from '../../chains/types.js';
 import type { VqaChain } from '../../chains/vqa-chain.js';
-import { InvalidOptionError } from '../errors/index.js';
+import { reduceConversation, type ConversationShape } from '../conversation/index.js';
+import { InvalidConversationError, InvalidOptionError } from '../errors/index.js';
 import { resolveAdapterOptions, type ResolvedAdapterOptions, type VqaAdapterOptions } from './adapter-options.js';
-import { reducePrompt, type PromptImage, type PromptMessage } from './conversation.js';
-import { imageFromBase64, imageFromBytes, imageFromString, readPromptImage } from './image-source.js';
-import { InvalidConversationError } from './invalid-conversation-error.js';
+import { imageFromBase64, imageFromBytes, imageFromString, readPromptImage, type PromptImage, type PromptMessage } from './image-source.js';
 import { correction, resultMetadata } from './result-metadata.js';
 
 export interface ChatVqaLlmCallOptions extends BaseChatModelCallOptions {
@@ -26,6 +25,8 @@ const NO_STREAM_TAG = 'langsmith:nostream';
 
 type Block = Record<string, unknown>;
 
+const CONVERSATION_SHAPE: ConversationShape = { field: 'messages', imageHint: 'an image block (a data URL, base64 data or bytes)' };
+
 function describe(index: number, type: string, block?: number): string {
   return `message ${index + 1} (${type})${block === undefined ? '' : `, block ${block + 1}`}`;
 }
@@ -35,19 +36,19 @@ async function readImageBlock(block: Block, where: string, maxImageBytes: number
   if (block.type === 'image_url') {
     const value = block.image_url;
     const url = typeof value === 'string' ? value : typeof value === 'object' && value !== null ? (value as Block).url : undefined;
-    if (typeof url !== 'string' || url.length === 0) throw new InvalidConversationError('unsupported_content', `${where} is an image_url block without a URL.`);
+    if (typeof url !== 'string' || url.length === 0) throw new InvalidConversationError('unsupported_content', `${where} is an image_url block without a URL.`, { param: where });
     return imageFromString(url, where, maxImageBytes);
   }
   const sourceType = block.source_type;
   if (sourceType === 'id' || block.fileId !== undefined) {
-    throw new InvalidConversationError('unsupported_content', `${where} refers to an image by a provider's file id; send its bytes, base64 data or a data URL.`);
+    throw new InvalidConversationError('unsupported_content', `${where} refers to an image by a provider's file id; send its bytes, base64 data or a data URL.`, { param: where });
   }
   if (typeof block.url === 'string' && (sourceType === undefined || sourceType === 'url')) return imageFromString(block.url, where, maxImageBytes);
   if (block.data instanceof Uint8Array) return imageFromBytes(block.data, where);
   if (typeof block.data === 'string' && (sourceType === undefined || sourceType === 'base64')) {
     return /^data:/i.test(block.data) ? imageFromString(block.data, where, maxImageBytes) : imageFromBase64(block.data, where, maxImageBytes);
   }
-  throw new InvalidConversationError('unsupported_content', `${where} is an image block without a url or data.`);
+  throw new InvalidConversationError('unsupported_content', `${where} is an image block without a url or data.`, { param: where });
 }
 
 async function readHumanContent(content: BaseMessage['content'], index: number, maxImageBytes: number): Promise<{ text: string; images: PromptImage[] }> {
@@ -59,7 +60,7 @@ async function readHumanContent(content: BaseMessage['content'], index: number, 
     if (block.type === 'text' && typeof block.text === 'string') texts.push(block.text);
     else if (block.type === 'image_url' || block.type === 'image') images.push(await readImageBlock(block, where, maxImageBytes));
     else {
-      throw new InvalidConversationError('unsupported_content', `${where} is a ${JSON.stringify(String(block.type))} block; ChatVqaLlm reads text and image blocks.`);
+      throw new InvalidConversationError('unsupported_content', `${where} is a ${JSON.stringify(String(block.type))} block; ChatVqaLlm reads text and image blocks.`, { param: where });
     }
   }
   return { text: texts.join('\n'), images };
@@ -72,20 +73,20 @@ async function readMessages(messages: readonly BaseMessage[], maxImageBytes: num
     switch (message.type) {
       case 'system':
       case 'developer':
-        read.push({ role: 'system', text: message.text, images: [], where });
+        read.push({ role: 'system', text: message.text, images: [], param: where });
         break;
       case 'human':
-        read.push({ role: 'user', ...(await readHumanContent(message.content, index, maxImageBytes)), where });
+        read.push({ role: 'user', ...(await readHumanContent(message.content, index, maxImageBytes)), param: where });
         break;
       case 'ai':
         if (AIMessage.isInstance(message) && (message.tool_calls?.length ?? 0) > 0) {
-          throw new InvalidConversationError('unsupported_content', `${where} holds tool calls; ChatVqaLlm answers with its own pipeline and never calls tools.`);
+          throw new InvalidConversationError('unsupported_content', `${where} holds tool calls; ChatVqaLlm answers with its own pipeline and never calls tools.`, { param: where });
         }
         // An earlier answer: its text, whatever other blocks (reasoning) came with it.
-        read.push({ role: 'assistant', text: message.text, images: [], where });
+        read.push({ role: 'assistant', text: message.text, images: [], param: where });
         break;
       default:
-        throw new InvalidConversationError('unsupported_content', `${where} is not supported; send system, human and AI messages.`);
+        throw new InvalidConversationError('unsupported_content', `${where} is not supported; send system, human and AI messages.`, { param: where });
     }
   }
   return read;
@@ -150,7 +151,7 @@ export class ChatVqaLlm extends BaseChatModel<ChatVqaLlmCallOptions, AIMessageCh
   }
 
   private async prepare(messages: BaseMessage[], options: this['ParsedCallOptions']): Promise<VqaInput> {
-    const { image, question, history } = reducePrompt(await readMessages(messages, this.adapter.maxImageBytes));
+    const { image, question, history } = reduceConversation(await readMessages(messages, this.adapter.maxImageBytes), CONVERSATION_SHAPE);
     const bytes = await readPromptImage(image, this.adapter, options.signal);
     return { image: bytes, question, history, ...(options.topK !== undefined ? { topK: options.topK } : {}) };
   }

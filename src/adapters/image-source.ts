@@ -3,15 +3,26 @@
 import { InvalidImageError } from '../errors/index.js';
 import { hashImageBytes, readImageInput } from '../image/load-image.js';
 import { safeFetchImage } from '../net/index.js';
+import type { ConversationImage, ConversationMessage } from '../conversation/index.js';
 import type { ResolvedAdapterOptions } from './adapter-options.js';
-import type { PromptImage } from './conversation.js';
+
+/** An image as a message carried it, before any download. */
+export type ImageSource = { kind: 'bytes'; bytes: Uint8Array } | { kind: 'url'; url: URL };
+
+/** An image read from a message; `key` is the bytes' sha256 or the URL, `param` where it sat (`message 1 (user), part 2`). */
+export interface PromptImage extends ConversationImage {
+  source: ImageSource;
+}
+
+/** One message as the adapters read it, for the shared conversation rules. */
+export type PromptMessage = ConversationMessage<PromptImage>;
 
 export function imageFromBytes(bytes: Uint8Array, where: string): PromptImage {
-  return { source: { kind: 'bytes', bytes }, key: hashImageBytes(bytes), where };
+  return { source: { kind: 'bytes', bytes }, key: hashImageBytes(bytes), param: where };
 }
 
 export function imageFromUrl(url: URL, where: string): PromptImage {
-  return { source: { kind: 'url', url }, key: url.href, where };
+  return { source: { kind: 'url', url }, key: url.href, param: where };
 }
 
 function checkSize(bytes: number, where: string, maxImageBytes: number): void {
@@ -49,7 +60,7 @@ export async function readPromptImage(image: PromptImage, options: ResolvedAdapt
   const { source } = image;
   if (source.kind === 'bytes') return source.bytes;
   if (options.imageUrls === false) {
-    throw new InvalidImageError('url_refused', `Refusing to download the image ${source.url.href} (${image.where}): image URLs are off.`, {
+    throw new InvalidImageError('url_refused', `Refusing to download the image ${source.url.href} (${image.param}): image URLs are off.`, {
       hint: 'Send the image bytes or a data URL, or set imageUrls: true in the adapter options.',
     });
   }

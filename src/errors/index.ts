@@ -8,3 +8,4 @@ export { ModelDownloadError, type ModelDownloadReason } from './model-download-e
 export { ModelIntegrityError, type ModelIntegrityReason } from './model-integrity-error.js';
 export { ModelNotFoundError, type ModelNotFoundReason } from './model-not-found-error.js';
 export { CheckpointError, type CheckpointReason, type CheckpointErrorOptions } from './checkpoint-error.js';
+export { InvalidConversationError, type InvalidConversationReason, type InvalidConversationErrorOptions } from './invalid-conversation-error.js';

@@ -1,4 +1,4 @@
-import { InvalidImageError, InvalidOptionError, InvalidQuestionError, isVqaLlmError } from '../errors/index.js';
+import { InvalidConversationError, InvalidImageError, InvalidOptionError, InvalidQuestionError, isVqaLlmError, type InvalidConversationReason } from '../errors/index.js';
 
 /** The `type` values OpenAI's API uses, so that clients map them to their own error classes. */
 export type ApiErrorType = 'invalid_request_error' | 'not_found_error' | 'server_error' | 'service_unavailable_error';
@@ -41,6 +41,21 @@ export class ApiError extends Error {
   }
 }
 
+// OpenAI's codes for what the shared conversation rules refuse; most are the reason itself.
+const CONVERSATION_CODES: Record<InvalidConversationReason, string> = {
+  missing_image: 'missing_image',
+  too_many_images: 'too_many_images',
+  missing_question: 'missing_question',
+  misplaced_image: 'invalid_value',
+  unsupported_content: 'unsupported_content_part',
+  unsupported_schema: 'unsupported_schema',
+};
+
+function conversationApiError(error: InvalidConversationError, param?: string): ApiError {
+  const message = error.reason === 'unsupported_schema' ? `${error.message} See the server's docs for the schemas it fills.` : error.message;
+  return new ApiError(400, CONVERSATION_CODES[error.reason], message, { param: error.param ?? param, cause: error });
+}
+
 interface FastifyLikeError {
   code?: string;
   statusCode?: number;
@@ -53,6 +68,7 @@ interface FastifyLikeError {
  */
 export function toApiError(error: unknown, param?: string): ApiError {
   if (error instanceof ApiError) return error;
+  if (InvalidConversationError.isInstance(error)) return conversationApiError(error, param);
   if (InvalidImageError.isInstance(error)) {
     return new ApiError(400, 'invalid_image', error.message, { param, reason: error.reason, cause: error });
   }

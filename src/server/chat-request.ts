@@ -1,7 +1,7 @@
 import type { AnswerFormat } from './answer-format.js';
 import { readResponseFormat } from './answer-format.js';
 import { ApiError } from './api-error.js';
-import { reduceConversation, type Conversation, type ConversationMessage, type ConversationRole, type ImageReference } from './conversation.js';
+import { imageReference, reduceRequestConversation, type Conversation, type ConversationRole, type ImageReference, type RequestMessage } from './conversation.js';
 import { isAbsent, isObject, readModel, readStream, readTopK, refuseTools, unsupportedParameter, type RequestLimits } from './request-fields.js';
 
 /** What the pipeline needs from an OpenAI chat-completions request. */
@@ -38,7 +38,7 @@ function readContent(content: unknown, param: string): { text: string; images: I
       if (typeof url !== 'string' || url.length === 0) {
         throw new ApiError(400, 'invalid_value', 'An image_url part needs `image_url.url`.', { param: `${partParam}.image_url.url` });
       }
-      images.push({ url, param: `${partParam}.image_url.url` });
+      images.push(imageReference(url, `${partParam}.image_url.url`));
     } else {
       throw new ApiError(400, 'unsupported_content_part', `Content parts of type ${JSON.stringify(String(part.type))} are not supported; send text and image_url parts.`, {
         param: `${partParam}.type`,
@@ -106,7 +106,7 @@ export function parseChatRequest(input: unknown, limits: ChatRequestLimits): Cha
   if (messages.length > limits.maxMessages) {
     throw new ApiError(400, 'too_many_messages', `At most ${limits.maxMessages} messages are accepted.`, { param: 'messages' });
   }
-  const read: ConversationMessage[] = messages.map((message: unknown, index) => {
+  const read: RequestMessage[] = messages.map((message: unknown, index) => {
     const param = `messages[${index}]`;
     if (!isObject(message)) throw new ApiError(400, 'invalid_value', 'Each message must be an object with a role.', { param });
     const role = message.role;
@@ -117,6 +117,6 @@ export function parseChatRequest(input: unknown, limits: ChatRequestLimits): Cha
     }
     return { role: role as ConversationRole, ...readContent(message.content, `${param}.content`), param: `${param}.content` };
   });
-  const conversation = reduceConversation(read, { field: 'messages', imageHint: 'an image_url part (a data URL)' });
+  const conversation = reduceRequestConversation(read, { field: 'messages', imageHint: 'an image_url part (a data URL)' });
   return { model, stream, includeUsage: stream && includeUsage, format, ...conversation, ...(topK !== undefined ? { topK } : {}) };
 }

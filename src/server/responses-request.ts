@@ -1,6 +1,6 @@
 import { readTextFormat, type AnswerFormat } from './answer-format.js';
 import { ApiError } from './api-error.js';
-import { reduceConversation, type Conversation, type ConversationMessage, type ConversationRole, type ImageReference } from './conversation.js';
+import { imageReference, reduceRequestConversation, type Conversation, type ConversationRole, type ImageReference, type RequestMessage } from './conversation.js';
 import { isAbsent, isObject, readModel, readStream, readTopK, refuseTools, unsupportedParameter, type RequestLimits } from './request-fields.js';
 
 /** What the pipeline needs from an OpenAI Responses API request (`POST /v1/responses`). */
@@ -38,7 +38,7 @@ function readPart(part: unknown, param: string, texts: string[], images: ImageRe
       if (typeof part.image_url !== 'string' || part.image_url.length === 0) {
         throw new ApiError(400, 'invalid_value', 'An input_image part needs `image_url` (a data URL).', { param: `${param}.image_url` });
       }
-      images.push({ url: part.image_url, param: `${param}.image_url` });
+      images.push(imageReference(part.image_url, `${param}.image_url`));
       return;
     default:
       throw new ApiError(400, 'unsupported_content_part', `Content parts of type ${JSON.stringify(String(part.type).slice(0, 50))} are not supported; send input_text and input_image parts.`, {
@@ -47,7 +47,7 @@ function readPart(part: unknown, param: string, texts: string[], images: ImageRe
   }
 }
 
-function readItem(item: unknown, param: string): ConversationMessage {
+function readItem(item: unknown, param: string): RequestMessage {
   if (!isObject(item)) throw new ApiError(400, 'invalid_value', 'Each input item must be a message object with a role.', { param });
   if (item.type === 'item_reference') throw new ApiError(400, 'unsupported_input_item', `Item references are not supported: ${STORES_NOTHING}`, { param });
   if (!isAbsent(item.type) && item.type !== 'message') {
@@ -112,7 +112,7 @@ export function parseResponsesRequest(input: unknown, limits: RequestLimits): Re
     throw new ApiError(400, 'invalid_value', '`instructions` must be a string.', { param: 'instructions' });
   }
   const metadata = readMetadata(body.metadata);
-  let messages: ConversationMessage[];
+  let messages: RequestMessage[];
   if (typeof body.input === 'string') {
     messages = [{ role: 'user', text: body.input, images: [], param: 'input' }];
   } else if (Array.isArray(body.input) && body.input.length > 0) {
@@ -121,7 +121,7 @@ export function parseResponsesRequest(input: unknown, limits: RequestLimits): Re
   } else {
     throw new ApiError(400, 'invalid_value', '`input` must be a string or a non-empty array of messages.', { param: 'input' });
   }
-  const conversation = reduceConversation(messages, { field: 'input', imageHint: 'an input_image part (image_url: a data URL)' });
+  const conversation = reduceRequestConversation(messages, { field: 'input', imageHint: 'an input_image part (image_url: a data URL)' });
   return {
     model,
     stream,

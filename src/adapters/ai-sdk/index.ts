@@ -8,7 +8,7 @@ import { VqaLlmLanguageModel } from './vqa-llm-language-model.js';
 
 export { VqaLlmLanguageModel } from './vqa-llm-language-model.js';
 export { PROVIDER_KEY } from './read-call.js';
-export { InvalidConversationError, type InvalidConversationReason } from '../invalid-conversation-error.js';
+export { InvalidConversationError, type InvalidConversationReason } from '../../errors/index.js';
 export type { VqaAdapterOptions, VqaAdapterImageOptions } from '../adapter-options.js';
 
 export type VqaLlmProviderOptions = VqaAdapterOptions & {

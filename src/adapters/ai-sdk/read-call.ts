@@ -2,10 +2,9 @@
 // question and the earlier turns; what cannot be honoured refused by name; what is merely ignored warned about.
 import type { LanguageModelV3CallOptions, LanguageModelV3FilePart, LanguageModelV3Prompt, SharedV3Warning } from '@ai-sdk/provider';
 import { UnsupportedFunctionalityError } from '@ai-sdk/provider';
-import { InvalidOptionError } from '../../errors/index.js';
-import type { PromptImage, PromptMessage } from '../conversation.js';
-import { imageFromBase64, imageFromBytes, imageFromString } from '../image-source.js';
-import { readResultSchema, SchemaRefusal, type ResultJsonFormat } from '../result-json.js';
+import { readResultSchema, type ResultJsonFormat } from '../../conversation/index.js';
+import { InvalidConversationError, InvalidOptionError } from '../../errors/index.js';
+import { imageFromBase64, imageFromBytes, imageFromString, type PromptImage, type PromptMessage } from '../image-source.js';
 
 /** The key of this provider's entries in `providerOptions` and `providerMetadata`. */
 export const PROVIDER_KEY = 'vqaLlm';
@@ -48,7 +47,7 @@ async function readPrompt(prompt: LanguageModelV3Prompt, maxImageBytes: number):
   const messages: PromptMessage[] = [];
   for (const [index, message] of prompt.entries()) {
     if (message.role === 'system') {
-      messages.push({ role: 'system', text: message.content, images: [], where: describe(index, 'system') });
+      messages.push({ role: 'system', text: message.content, images: [], param: describe(index, 'system') });
       continue;
     }
     if (message.role === 'tool') throw new UnsupportedFunctionalityError({ functionality: 'tools', message: `${describe(index, 'tool')} is a tool result. ${NO_TOOLS}` });
@@ -70,21 +69,22 @@ async function readPrompt(prompt: LanguageModelV3Prompt, maxImageBytes: number):
           throw new UnsupportedFunctionalityError({ functionality: 'tools', message: `${where} is a ${part.type} part. ${NO_TOOLS}` });
       }
     }
-    messages.push({ role: message.role, text: texts.join('\n'), images, where: describe(index, message.role) });
+    messages.push({ role: message.role, text: texts.join('\n'), images, param: describe(index, message.role) });
   }
   return messages;
 }
 
 function readJsonFormat(responseFormat: LanguageModelV3CallOptions['responseFormat']): ResultJsonFormat | undefined {
   if (responseFormat === undefined || responseFormat.type === 'text') return undefined;
+  if (responseFormat.schema === undefined) return {};
   try {
-    return readResultSchema(responseFormat.schema);
+    return readResultSchema(responseFormat.schema, { param: 'responseFormat.schema', filledBy: 'the pipeline' });
   } catch (error) {
-    if (!(error instanceof SchemaRefusal)) throw error;
+    if (!InvalidConversationError.isInstance(error)) throw error;
     throw new UnsupportedFunctionalityError({
       functionality: 'responseFormat json schema',
       message:
-        `This JSON schema cannot be filled: ${error.message} vqa-llm answers JSON with an object whose properties are among ` +
+        `${error.message} At: ${error.param}. vqa-llm answers JSON with an object whose properties are among ` +
         'answer, shortAnswer, question, caption, source (strings) and candidates ({ answer, score }[]), with no further constraint.',
     });
   }

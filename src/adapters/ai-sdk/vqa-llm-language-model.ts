@@ -9,12 +9,13 @@ import type {
 } from '@ai-sdk/provider';
 import type { VqaInput, VqaResult, VqaStreamChunk } from '../../../chains/types.js';
 import type { VqaChain } from '../../../chains/vqa-chain.js';
+import { formatResultJson, reduceConversation, type ConversationShape, type ResultJsonFormat } from '../../conversation/index.js';
 import type { ResolvedAdapterOptions } from '../adapter-options.js';
-import { reducePrompt } from '../conversation.js';
 import { readPromptImage } from '../image-source.js';
-import { formatResultJson, type ResultJsonFormat } from '../result-json.js';
 import { correction, resultMetadata } from '../result-metadata.js';
 import { PROVIDER_KEY, readCall } from './read-call.js';
+
+const CONVERSATION_SHAPE: ConversationShape = { field: 'messages', imageHint: 'an image part (bytes, base64 or a data URL)' };
 
 // Fallbacks without an LLM call, where 0 tokens is a fact; after a call that reported nothing the count is unknown.
 const NO_LLM_CALL = new Set(['llm_disabled', 'llm_circuit_open']);
@@ -67,7 +68,7 @@ export class VqaLlmLanguageModel implements LanguageModelV3 {
 
   private async prepare(call: LanguageModelV3CallOptions) {
     const read = await readCall(call, this.options.maxImageBytes);
-    const { image, question, history } = reducePrompt(read.messages);
+    const { image, question, history } = reduceConversation(read.messages, CONVERSATION_SHAPE);
     const bytes = await readPromptImage(image, this.options, call.abortSignal);
     const input: VqaInput = { image: bytes, question, history, ...(read.topK !== undefined ? { topK: read.topK } : {}) };
     return { input, json: read.json, warnings: read.warnings };

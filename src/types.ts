@@ -66,7 +66,7 @@ export interface CaptionOptions {
   prefix?: string;
   /** 1 = greedy. Default from generation_config.json. */
   numBeams?: number;
-  /** Default: generation_config.json max_length minus the prompt length. */
+  /** Default: generation_config.json max_new_tokens, else its max_length minus the prompt length. */
   maxNewTokens?: number;
   minNewTokens?: number;
   /** 1 = off. */

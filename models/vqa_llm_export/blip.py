@@ -696,7 +696,7 @@ def generation_config(config, upstream=None):
                 return source[key]
         return default
 
-    return {
+    result = {
         "bos_token_id": text["bos_token_id"],
         # The HF BLIP generate() stops on [SEP], not on the config's eos_token_id (2).
         "eos_token_id": text["sep_token_id"],
@@ -706,6 +706,14 @@ def generation_config(config, upstream=None):
         "num_beams": pick("num_beams", 1),
         "repetition_penalty": float(pick("repetition_penalty", 1.0)),
     }
+    # A checkpoint that sets no length at all gets transformers 5's default, 20 new tokens after the prompt (4.x
+    # counted the prompt in its default max_length of 20); max_new_tokens wins over max_length, as in transformers.
+    max_new_tokens = pick("max_new_tokens", None)
+    if max_new_tokens is None and pick("max_length", None) is None:
+        max_new_tokens = 20
+    if max_new_tokens is not None:
+        result["max_new_tokens"] = int(max_new_tokens)
+    return result
 
 
 def _read_json_if_exists(path):

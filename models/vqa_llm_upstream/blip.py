@@ -42,6 +42,8 @@ CASES = (
     ("repetition", 2, {"repetitionPenalty": 1.5, "maxNewTokens": 12}),
     ("beam3-repetition", 1, {"numBeams": 3, "repetitionPenalty": 1.3, "maxNewTokens": 12}),
     ("defaults", 0, {}),
+    # Hits the default length limit (SEP is barred until then): transformers 5 allows 20 new tokens, 4.x 19.
+    ("defaults-to-limit", 1, {"minNewTokens": 19}),
 )
 VARIANTS = (
     # name, tie in config, separate stored head, weights file format

@@ -13,6 +13,8 @@ interface GenerationConfig {
   bosTokenId: number;
   eosTokenId: number;
   maxLength: number;
+  /** When set, the default number of new tokens whatever the prompt's length (it wins over maxLength, as in transformers). */
+  maxNewTokens?: number;
   minLength: number;
   numBeams: number;
   repetitionPenalty: number;
@@ -46,6 +48,7 @@ export class BlipCaptioner extends VisionModelBase {
       bosTokenId: configNumber(json, 'bos_token_id', source),
       eosTokenId: configNumber(json, 'eos_token_id', source),
       maxLength: configNumber(json, 'max_length', source),
+      ...(typeof json.max_new_tokens === 'number' ? { maxNewTokens: configNumber(json, 'max_new_tokens', source) } : {}),
       minLength: configNumber(json, 'min_length', source),
       numBeams: configNumber(json, 'num_beams', source),
       repetitionPenalty: configNumber(json, 'repetition_penalty', source),
@@ -141,7 +144,7 @@ export class BlipCaptioner extends VisionModelBase {
 
   private searchOptions(options: CaptionOptions, promptLength: number) {
     const numBeams = options.numBeams ?? this.generation.numBeams;
-    const maxNewTokens = options.maxNewTokens ?? Math.max(1, this.generation.maxLength - promptLength);
+    const maxNewTokens = options.maxNewTokens ?? this.generation.maxNewTokens ?? Math.max(1, this.generation.maxLength - promptLength);
     const minNewTokens = options.minNewTokens ?? Math.max(0, this.generation.minLength - promptLength);
     const repetitionPenalty = options.repetitionPenalty ?? this.generation.repetitionPenalty;
     checkInteger('numBeams', numBeams, 1, 16);

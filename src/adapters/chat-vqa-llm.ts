@@ -9,7 +9,8 @@ import { reduceConversation, type ConversationShape } from '../conversation/inde
 import { InvalidConversationError, InvalidOptionError } from '../errors/index.js';
 import { resolveAdapterOptions, type ResolvedAdapterOptions, type VqaAdapterOptions } from './adapter-options.js';
 import { imageFromBase64, imageFromBytes, imageFromString, readPromptImage, type PromptImage, type PromptMessage } from './image-source.js';
-import { correction, resultMetadata } from './result-metadata.js';
+import { streamCorrection as correction } from '../conversation/stream-correction.js';
+import { resultMetadata } from './result-metadata.js';
 
 export interface ChatVqaLlmCallOptions extends BaseChatModelCallOptions {
   /** How many VQA candidates to compute for this call. Default: the chain's `topK`. */
@@ -44,7 +45,7 @@ async function readImageBlock(block: Block, where: string, maxImageBytes: number
     throw new InvalidConversationError('unsupported_content', `${where} refers to an image by a provider's file id; send its bytes, base64 data or a data URL.`, { param: where });
   }
   if (typeof block.url === 'string' && (sourceType === undefined || sourceType === 'url')) return imageFromString(block.url, where, maxImageBytes);
-  if (block.data instanceof Uint8Array) return imageFromBytes(block.data, where);
+  if (block.data instanceof Uint8Array) return imageFromBytes(block.data, where, maxImageBytes);
   if (typeof block.data === 'string' && (sourceType === undefined || sourceType === 'base64')) {
     return /^data:/i.test(block.data) ? imageFromString(block.data, where, maxImageBytes) : imageFromBase64(block.data, where, maxImageBytes);
   }

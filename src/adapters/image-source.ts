@@ -17,7 +17,8 @@ export interface PromptImage extends ConversationImage {
 /** One message as the adapters read it, for the shared conversation rules. */
 export type PromptMessage = ConversationMessage<PromptImage>;
 
-export function imageFromBytes(bytes: Uint8Array, where: string): PromptImage {
+export function imageFromBytes(bytes: Uint8Array, where: string, maxImageBytes: number): PromptImage {
+  checkSize(bytes.byteLength, where, maxImageBytes);
   return { source: { kind: 'bytes', bytes }, key: hashImageBytes(bytes), param: where };
 }
 
@@ -36,14 +37,14 @@ function checkSize(bytes: number, where: string, maxImageBytes: number): void {
 /** Base64 without a data-URL prefix, as the AI SDK passes file data. */
 export function imageFromBase64(base64: string, where: string, maxImageBytes: number): PromptImage {
   checkSize(Math.floor((base64.length * 3) / 4), where, maxImageBytes);
-  return imageFromBytes(Buffer.from(base64, 'base64'), where);
+  return imageFromBytes(Buffer.from(base64, 'base64'), where, maxImageBytes);
 }
 
 /** A data URL or an http(s) URL; anything else (a file path, another scheme) is refused. */
 export async function imageFromString(value: string, where: string, maxImageBytes: number): Promise<PromptImage> {
   if (/^data:/i.test(value)) {
     const { bytes } = await readImageInput(value, { allowFiles: false, allowUrls: false, maxBytes: maxImageBytes });
-    return imageFromBytes(bytes, where);
+    return imageFromBytes(bytes, where, maxImageBytes);
   }
   if (/^https?:\/\//i.test(value)) {
     try {

@@ -84,6 +84,8 @@ export function unpickle(bytes: Uint8Array, options: UnpickleOptions): unknown {
     return stack.splice(mark);
   };
   const signed = (raw: Uint8Array): number | bigint => {
+    // State dicts hold small integers (sizes, strides, offsets); a huge LONG would cost quadratic time to build.
+    if (raw.length > 16) throw bad(`a ${raw.length}-byte integer`);
     let value = 0n;
     for (let index = raw.length - 1; index >= 0; index -= 1) value = (value << 8n) | BigInt(raw[index]!);
     if (raw.length > 0 && raw[raw.length - 1]! & 0x80) value -= 1n << BigInt(raw.length * 8);

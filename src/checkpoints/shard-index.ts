@@ -28,6 +28,10 @@ export async function readShardIndex(file: string): Promise<ShardIndex> {
   for (const [key, shard] of Object.entries(weightMap)) {
     const plain = typeof shard === 'string' && shard !== '' && !/[\\/]/.test(shard) && shard !== '.' && shard !== '..';
     if (!plain) throw new CheckpointError('bad_header', `${file}: tensor ${JSON.stringify(key)} maps to ${JSON.stringify(shard)}, not a file name in the same folder.`, { file, key });
+    // A safetensors index names safetensors shards only, so that choosing safetensors never reaches a pickle.
+    if (path.extname(shard) !== path.extname(file.replace(/\.index\.json$/, ''))) {
+      throw new CheckpointError('bad_header', `${file}: tensor ${JSON.stringify(key)} maps to ${JSON.stringify(shard)}, a shard of another format.`, { file, key });
+    }
     const shardPath = path.join(folder, shard);
     if (!index.shards.includes(shardPath)) index.shards.push(shardPath);
     index.weightMap.set(key, shardPath);

@@ -147,6 +147,14 @@ describe.skipIf(!existsSync('test/fixtures/models/tiny-blip'))('the AI SDK provi
     expect((error as Error).message).toContain('"color"');
   });
 
+  it('should hold image bytes, base64 and data URLs alike to maxImageBytes', async () => {
+    const vqaLlm = createVqaLlm({ vision, llm: 'none', maxImageBytes: imageBytes.byteLength - 1 });
+    for (const image of [imageBytes, imageBytes.toString('base64'), dataUrl]) {
+      const error = await caught(generateText({ model: vqaLlm(), messages: [userMessage(question, image)], maxRetries: 0 }));
+      expect(InvalidImageError.isInstance(error) && error.reason === 'too_many_bytes').toBe(true);
+    }
+  });
+
   it('should refuse messages without an image, naming what is missing', async () => {
     const error = await caught(generateText({ model: createVqaLlm({ vision, llm: 'none' })(), messages: [{ role: 'user', content: question }], maxRetries: 0 }));
     expect(InvalidConversationError.isInstance(error)).toBe(true);

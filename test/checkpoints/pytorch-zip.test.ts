@@ -103,6 +103,15 @@ describe('pytorch zip', () => {
       });
     }
 
+    it('should refuse a huge integer at once rather than spend quadratic time building it', async () => {
+      const length = Buffer.alloc(4);
+      length.writeUInt32LE(200_000);
+      const pickle = Buffer.concat([op.proto(2), Buffer.from([0x8b]), length, Buffer.alloc(200_000, 0x7f), op.stop]);
+      const error = await checkpointError(openCheckpoint(await write('huge-long.bin', buildTorchZip(pickle, storages))));
+      expect(error).toMatchObject({ reason: 'bad_header' });
+      expect(error.message).toContain('200000-byte integer');
+    });
+
     it('should refuse globals by extension code', async () => {
       const pickle = Buffer.concat([op.proto(2), Buffer.from([0x82, 1]), op.emptyTuple, op.reduce, op.stop]);
       expect(await checkpointError(openCheckpoint(await write('ext.bin', buildTorchZip(pickle, storages))))).toMatchObject({ reason: 'forbidden_global' });

@@ -184,6 +184,17 @@ describe('sharded safetensors', () => {
   }
   const goodMap = { a: 'model-00001-of-00002.safetensors', b: 'model-00001-of-00002.safetensors', c: 'model-00002-of-00002.safetensors' };
 
+  it('should refuse a safetensors index that names a shard of another format, so that no pickle is read', async () => {
+    const shards = await shardedFolder({ ...goodMap, c: 'pytorch_model-00002-of-00002.bin' });
+    try {
+      const error = await openCheckpoint(shards.dir).then(() => undefined, (caught: unknown) => caught);
+      expect(error).toMatchObject({ reason: 'bad_header', key: 'c' });
+      expect((error as Error).message).toContain('another format');
+    } finally {
+      await shards.remove();
+    }
+  });
+
   it('should read every shard through the index', async () => {
     const shards = await shardedFolder(goodMap);
     const checkpoint = await openCheckpoint(shards.dir);

@@ -37,7 +37,7 @@ async function readImagePart(part: LanguageModelV3FilePart, where: string, maxIm
     });
   }
   const { data } = part;
-  if (data instanceof Uint8Array) return imageFromBytes(data, where);
+  if (data instanceof Uint8Array) return imageFromBytes(data, where, maxImageBytes);
   if (data instanceof URL) return imageFromString(data.href, where, maxImageBytes);
   if (/^(data:|https?:\/\/)/i.test(data)) return imageFromString(data, where, maxImageBytes);
   return imageFromBase64(data, where, maxImageBytes);

@@ -12,7 +12,8 @@ import type { VqaChain } from '../../../chains/vqa-chain.js';
 import { formatResultJson, reduceConversation, type ConversationShape, type ResultJsonFormat } from '../../conversation/index.js';
 import type { ResolvedAdapterOptions } from '../adapter-options.js';
 import { readPromptImage } from '../image-source.js';
-import { correction, resultMetadata } from '../result-metadata.js';
+import { streamCorrection as correction } from '../../conversation/stream-correction.js';
+import { resultMetadata } from '../result-metadata.js';
 import { PROVIDER_KEY, readCall } from './read-call.js';
 
 const CONVERSATION_SHAPE: ConversationShape = { field: 'messages', imageHint: 'an image part (bytes, base64 or a data URL)' };
@@ -91,10 +92,22 @@ export class VqaLlmLanguageModel implements LanguageModelV3 {
   async doStream(call: LanguageModelV3CallOptions): Promise<LanguageModelV3StreamResult> {
     const { input, json, warnings } = await this.prepare(call);
     // Cancelling the stream aborts the chain's run too, also while it waits on a model.
+    // One plain controller fed by the caller's signal, not AbortSignal.any: a composite signal that LangChain leaves
+    // listeners on stays alive as long as a long-lived caller signal does (see server/routes/request-scope.ts).
     const cancelled = new AbortController();
-    const signal = call.abortSignal ? AbortSignal.any([call.abortSignal, cancelled.signal]) : cancelled.signal;
-    const chunks = (await this.chain.stream(input, { signal }))[Symbol.asyncIterator]();
-    const parts = streamParts(chunks, { warnings, json, modelId: this.modelId, includeRawChunks: call.includeRawChunks === true });
+    const callerSignal = call.abortSignal;
+    const onCallerAbort = (): void => cancelled.abort(callerSignal?.reason);
+    if (callerSignal?.aborted) cancelled.abort(callerSignal.reason);
+    else callerSignal?.addEventListener('abort', onCallerAbort, { once: true });
+    const release = (): void => callerSignal?.removeEventListener('abort', onCallerAbort);
+    let chunks: AsyncIterator<VqaStreamChunk>;
+    try {
+      chunks = (await this.chain.stream(input, { signal: cancelled.signal }))[Symbol.asyncIterator]();
+    } catch (error) {
+      release();
+      throw error;
+    }
+    const parts = streamParts(chunks, { warnings, json, modelId: this.modelId, includeRawChunks: call.includeRawChunks === true, release });
     const stream = new ReadableStream<LanguageModelV3StreamPart>({
       async pull(controller) {
         try {
@@ -106,6 +119,7 @@ export class VqaLlmLanguageModel implements LanguageModelV3 {
         }
       },
       async cancel(reason) {
+        release(); // also when the stream was never read, so streamParts' finally never ran
         cancelled.abort(reason);
         await parts.return(undefined).catch(() => undefined);
       },
@@ -119,6 +133,8 @@ interface StreamSettings {
   json?: ResultJsonFormat;
   modelId: string;
   includeRawChunks: boolean;
+  /** Called once the stream is over, however it ends. */
+  release: () => void;
 }
 
 async function* streamParts(chunks: AsyncIterator<VqaStreamChunk>, settings: StreamSettings): AsyncGenerator<LanguageModelV3StreamPart> {
@@ -146,6 +162,7 @@ async function* streamParts(chunks: AsyncIterator<VqaStreamChunk>, settings: Str
       }
     }
   } finally {
+    settings.release();
     await chunks.return?.();
   }
 }

@@ -111,13 +111,5 @@ export async function answerStream(context: ServerContext, call: AnswerCall, rep
   })();
 }
 
-/**
- * The text that makes what a client has printed equal the final answer. Deltas are provisional: when the LLM's
- * reply breaks off or turns out unusable, the result falls back to the VQA answer, and a plain OpenAI client can
- * only append. The result field says which answer is authoritative.
- */
-export function correction(streamed: string, answer: string): string {
-  if (answer === streamed) return '';
-  if (answer.startsWith(streamed)) return answer.slice(streamed.length);
-  return streamed ? `\n\n${answer}` : answer;
-}
+/** Re-exported for the routes and their tests. */
+export { streamCorrection as correction } from '../../conversation/stream-correction.js';

@@ -51,7 +51,7 @@ export class SentencePieceUnigram {
    * The matchable pieces sorted by UTF-16 code units, with their ids: the pieces that start with a given text form one
    * run of this list, so the prefix search narrows a range by binary search, one code unit at a time.
    */
-  private readonly sorted: string[] = [];
+  private readonly sorted: string[];
   private readonly sortedIds: Int32Array;
   /** The range of `sorted` per first code unit. */
   private readonly firstUnitRanges = new Map<number, readonly [number, number]>();
@@ -70,23 +70,22 @@ export class SentencePieceUnigram {
     this.vocabulary = model.vocab.map(([piece]) => piece);
     this.scores = Float32Array.from(model.vocab, ([, score]) => score);
     const vocabulary = this.vocabulary;
-    const matchable: number[] = [];
+    // The first id of each matchable piece (SentencePiece refuses duplicates; of any, the first is kept), then the
+    // pieces in UTF-16 order: a plain sort() of strings, several times faster than a comparator over 128k pieces.
+    const firstIds = new Map<string, number>();
     vocabulary.forEach((piece, id) => {
       if (piece.length === 0 || id === model.unk_id || control.has(id) || (this.byteFallback && BYTE_PIECE.test(piece))) return;
-      matchable.push(id);
+      if (!firstIds.has(piece)) firstIds.set(piece, id);
     });
-    // Sorted by piece, equal pieces by id: of duplicates the first is kept (SentencePiece refuses duplicates).
-    matchable.sort((a, b) => (vocabulary[a]! < vocabulary[b]! ? -1 : vocabulary[a]! > vocabulary[b]! ? 1 : a - b));
-    const ids: number[] = [];
+    this.sorted = [...firstIds.keys()].sort();
+    const ids = new Int32Array(this.sorted.length);
     let lowest = Infinity;
-    for (const id of matchable) {
-      const piece = vocabulary[id]!;
-      if (this.sorted.length > 0 && this.sorted[this.sorted.length - 1] === piece) continue;
-      this.sorted.push(piece);
-      ids.push(id);
+    this.sorted.forEach((piece, index) => {
+      const id = firstIds.get(piece)!;
+      ids[index] = id;
       lowest = Math.min(lowest, this.scores[id]!);
-    }
-    this.sortedIds = Int32Array.from(ids);
+    });
+    this.sortedIds = ids;
     for (let index = 0; index < this.sorted.length; ) {
       const unit = this.sorted[index]!.charCodeAt(0);
       const end = this.lowerBound(index, this.sorted.length, 0, unit + 1);
@@ -96,8 +95,9 @@ export class SentencePieceUnigram {
     this.unknownScore = Math.fround((lowest === Infinity ? 0 : lowest) - UNKNOWN_PENALTY);
     this.unknownPiece = vocabulary[model.unk_id] ?? '';
     if (this.byteFallback) {
-      const pieces = new Set(vocabulary);
+      // Byte pieces are not matchable, so they are looked up among all pieces (256 scans of a short prefix set).
       const bytes = Array.from({ length: 256 }, (_, byte) => `<0x${byte.toString(16).toUpperCase().padStart(2, '0')}>`);
+      const pieces = new Set(vocabulary.filter((piece) => piece.startsWith('<0x')));
       this.bytePieces = bytes.every((piece) => pieces.has(piece)) ? bytes : undefined;
     }
   }

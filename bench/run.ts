@@ -1,6 +1,7 @@
 // `npm run bench`: per-stage latency of the vision runtime (first question on an image, then a follow-up
 // question), peak RSS, and achieved GFLOP/s against an onnxruntime MatMul ceiling measured in the same run.
-// Runs on the tiny test models always, and on the full-size stand-ins when `npm run models:full-size` made them.
+// Runs on the tiny test models always, and on the full-size stand-ins when `npm run models:full-size` made them;
+// int8 against fp32 (bench/int8.ts) when the stand-ins also have int8 variants (make_test_models.py --full-size --int8).
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
 import { dirname, join } from 'node:path';
@@ -11,6 +12,7 @@ import { createVisionModels } from '../src/runtime/vision-models.js';
 import { packageRoot } from '../src/paths.js';
 import { transformerFlops, type FlopEstimate } from './flops.js';
 import { benchChain, type ChainBenchResult } from './chain.js';
+import { benchInt8, hasInt8Variants, printInt8, type Int8BenchResult } from './int8.js';
 import { median } from './stats.js';
 import { writeLatencyChart } from './chart.js';
 import { execFile } from 'node:child_process';
@@ -44,6 +46,7 @@ const { values: args } = parseArgs({
     chart: { type: 'string', default: join(root, 'bench', 'latency.svg') },
     'server-duration': { type: 'string', default: '10' },
     'skip-server': { type: 'boolean', default: false },
+    'skip-int8': { type: 'boolean', default: false },
   },
 });
 
@@ -227,6 +230,16 @@ async function main(): Promise<void> {
   } else if (!args['tiny-only']) {
     console.log('\nFull-size stand-ins not found: `npm run models:full-size` writes them to models/full-size/ (needs python3-torch, ~10 min).');
   }
+  let int8: Int8BenchResult | null = null;
+  if (!args['tiny-only'] && !args['skip-int8']) {
+    if (hasInt8Variants(fullSize, 'blip-base-standin', 'vle-base-standin')) {
+      console.log('\n## int8 against fp32 on the full-size stand-ins (each variant in its own processes)');
+      int8 = await benchInt8({ modelsDir: fullSize, captionModel: 'blip-base-standin', vqaModel: 'vle-base-standin', image, iterations: iterations ?? 3 });
+      printInt8(int8);
+    } else {
+      console.log('\nNo int8 variants of the full-size stand-ins: `.venv/bin/python models/make_test_models.py --full-size --int8-only` adds them.');
+    }
+  }
   const server: unknown[] = [];
   if (!args['skip-server']) {
     console.log('\n## Server: POST /v1/chat/completions on the tiny models, instant loopback LLM');
@@ -243,6 +256,7 @@ async function main(): Promise<void> {
         matmulCeilingGflops: { threads: perModelThreads, value: round(ceiling), shape: single.shape, allCores: round(ceilingAll), allCoresShape: all.shape },
         runtime: results,
         chain: chainResults,
+        int8,
         server,
       },
       null,

@@ -11,6 +11,10 @@ Parts (models/vqa_llm_upstream/<part>.py), each written to <out>/<part>/ and end
   vle_whole   the committed iflytek/VLE checkpoint and reference outputs (test/fixtures/upstream/vle-small),
               exported
   tokenizers  the project's tokenizers against transformers' DebertaV2Tokenizer and BertTokenizer (slow)
+  checkpoints safetensors and PyTorch .bin files of every dtype and layout, sharded, legacy and hostile ones, with
+              what torch and safetensors read from them, for the TypeScript checkpoint readers
+  int8        the exporter's dynamically quantized graphs (--int8) of the tiny models, with op counts and onnxruntime
+              Python's outputs; the runtime loads them with its int8 option
 
 --base uses the real base dimensions instead of the small CI configurations (minutes, gigabytes; not in CI).
 """
@@ -27,7 +31,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(HERE)
 sys.path.insert(0, HERE)
 
-PARTS = ("blip", "vle_towers", "vle_whole", "checkpoints", "tokenizers")
+PARTS = ("blip", "vle_towers", "vle_whole", "checkpoints", "tokenizers", "int8")
 
 
 def main(argv=None):

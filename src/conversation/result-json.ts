@@ -44,11 +44,13 @@ export interface ResultSchemaOptions {
 
 type Schema = Record<string, unknown>;
 
-function isObject(value: unknown): value is Schema {
+/** A plain JSON object (not null, not an array). */
+export function isObject(value: unknown): value is Schema {
   return typeof value === 'object' && value !== null && !Array.isArray(value);
 }
 
-function isAbsent(value: unknown): value is null | undefined {
+/** An optional JSON field left out, or sent as null. */
+export function isAbsent(value: unknown): value is null | undefined {
   return value === undefined || value === null;
 }
 

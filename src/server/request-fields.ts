@@ -1,4 +1,5 @@
 // Checks of the request fields that the chat-completions and Responses bodies have in common.
+import { isAbsent, isObject } from '../conversation/result-json.js';
 import { ApiError } from './api-error.js';
 
 export interface RequestLimits {
@@ -7,13 +8,7 @@ export interface RequestLimits {
   maxTopK: number;
 }
 
-export function isObject(value: unknown): value is Record<string, unknown> {
-  return typeof value === 'object' && value !== null && !Array.isArray(value);
-}
-
-export function isAbsent(value: unknown): value is null | undefined {
-  return value === undefined || value === null;
-}
+export { isAbsent, isObject };
 
 /** The body itself and its `model`: 400 without one, 404 `model_not_found` for any other than the server's. */
 export function readModel(body: unknown, limits: RequestLimits): { body: Record<string, unknown>; model: string } {

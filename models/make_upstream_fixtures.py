@@ -15,6 +15,8 @@ Parts (models/vqa_llm_upstream/<part>.py), each written to <out>/<part>/ and end
               what torch and safetensors read from them, for the TypeScript checkpoint readers
   int8        the exporter's dynamically quantized graphs (--int8) of the tiny models, with op counts and onnxruntime
               Python's outputs; the runtime loads them with its int8 option
+  convert     upstream-format checkpoints (good, fine-tuned and bad ones), the graph templates of the test
+              configurations, the exporter's folders and their outputs, for the TypeScript converter (docs/templates.md)
 
 --base uses the real base dimensions instead of the small CI configurations (minutes, gigabytes; not in CI).
 """
@@ -31,7 +33,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(HERE)
 sys.path.insert(0, HERE)
 
-PARTS = ("blip", "vle_towers", "vle_whole", "checkpoints", "tokenizers", "int8")
+PARTS = ("blip", "vle_towers", "vle_whole", "checkpoints", "tokenizers", "int8", "convert")
 
 
 def main(argv=None):

@@ -478,17 +478,27 @@ def read_state_dict(folder):
     raise SystemExit(f"No model.safetensors or pytorch_model.bin in {folder}.")
 
 
+# Checkpoint keys the loader drops (buffers recomputed in __init__), by suffix.
+DROPPED_KEY_SUFFIXES = ("position_ids",)
+_HEAD = "text_decoder.cls.predictions."
+# Tied tensors a checkpoint may store only once: a model key -> the checkpoint keys that fill it, first present wins.
+# Read by load_state_dict_into and by the graph templates (templates.py), which record them as each tensor's sources.
+STATE_ALIASES = {
+    _HEAD + "decoder.bias": (_HEAD + "decoder.bias", _HEAD + "bias"),
+    _HEAD + "bias": (_HEAD + "bias", _HEAD + "decoder.bias"),
+    _HEAD + "decoder.weight": (_HEAD + "decoder.weight", "text_decoder.bert.embeddings.word_embeddings.weight"),
+}
+
+
 def load_state_dict_into(model, state):
     """strict=True loading, after the only adjustments a real checkpoint needs: drop buffers (position_ids) and
     modules a captioner does not have, and restore tied tensors that a checkpoint may store only once."""
-    state = {key: value for key, value in state.items() if not key.endswith("position_ids")}
-    head = "text_decoder.cls.predictions."
-    if head + "decoder.bias" not in state and head + "bias" in state:
-        state[head + "decoder.bias"] = state[head + "bias"]
-    if head + "bias" not in state and head + "decoder.bias" in state:
-        state[head + "bias"] = state[head + "decoder.bias"]
-    if head + "decoder.weight" not in state and "text_decoder.bert.embeddings.word_embeddings.weight" in state:
-        state[head + "decoder.weight"] = state["text_decoder.bert.embeddings.word_embeddings.weight"]
+    state = {key: value for key, value in state.items() if not key.endswith(DROPPED_KEY_SUFFIXES)}
+    for key, sources in STATE_ALIASES.items():
+        if key not in state:
+            present = [source for source in sources[1:] if source in state]
+            if present:
+                state[key] = state[present[0]]
     state = {key: value.float() for key, value in state.items()}
     model.load_state_dict(state, strict=True)
     return model
@@ -595,8 +605,11 @@ def _export(module, args, path, spec):
     onnx.checker.check_model(path)  # by path: also works for graphs over protobuf's 2 GB limit
 
 
-def export_graphs(model, folder, log=print):
-    """Writes the three graphs of `model` (a BlipCaptioner) into folder/onnx; returns the manifest's graphs."""
+def export_graphs(model, folder, log=print, export=None):
+    """Writes the three graphs of `model` (a BlipCaptioner) into folder/onnx; returns the manifest's graphs.
+
+    export: replaces `_export` (same arguments); the graph templates (templates.py) pass their own."""
+    export = export or _export
     model = model.float().eval()
     config = model.config
     specs = graph_specs(config)
@@ -615,14 +628,14 @@ def export_graphs(model, folder, log=print):
     # non-empty past and 2 new tokens, so that no dimension is frozen into the graphs; the runtime's first decoder
     # call passes past_sequence = 0. Callers check the graphs with other batch sizes.
     started = time.time()
-    _export(model.vision_model, (random(1, vision["num_channels"], size, size),),
+    export(model.vision_model, (random(1, vision["num_channels"], size, size),),
             os.path.join(folder, specs["visionEncoder"]["file"]), specs["visionEncoder"])
     log(f"  visionEncoder exported ({time.time() - started:.1f}s)")
 
     batch = 2
     image_embeds = random(batch, tokens, vision["hidden_size"])
     started = time.time()
-    _export(_CrossAttentionCacheGraph(decoder), (image_embeds,),
+    export(_CrossAttentionCacheGraph(decoder), (image_embeds,),
             os.path.join(folder, specs["crossAttentionCache"]["file"]), specs["crossAttentionCache"])
     log(f"  crossAttentionCache exported ({time.time() - started:.1f}s)")
 
@@ -630,7 +643,7 @@ def export_graphs(model, folder, log=print):
     cross = [random(batch, decoder.heads, tokens, decoder.head_dim) for _ in range(2 * decoder.num_layers)]
     input_ids = torch.randint(0, text["vocab_size"], (batch, 2), generator=generator)
     started = time.time()
-    _export(_TextDecoderGraph(decoder), (input_ids, *past, *cross),
+    export(_TextDecoderGraph(decoder), (input_ids, *past, *cross),
             os.path.join(folder, specs["textDecoder"]["file"]), specs["textDecoder"])
     log(f"  textDecoder exported ({time.time() - started:.1f}s)")
     return specs

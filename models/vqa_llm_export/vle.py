@@ -711,6 +711,10 @@ def _read_state_dict(folder):
     raise SystemExit(f"no pytorch_model.bin or model.safetensors in {folder}")
 
 
+# Checkpoint keys the loader tolerates missing or unexpected (buffers recomputed in __init__), by suffix.
+DROPPED_KEY_SUFFIXES = ("position_ids",)
+
+
 def load_vle_checkpoint(folder):
     """Builds VLEForVQA from a checkpoint folder and loads its weights; every parameter must be in the file."""
     config = read_config(folder)
@@ -732,8 +736,8 @@ def load_vle_checkpoint(folder):
     state = {name: tensor.float() if tensor.is_floating_point() else tensor for name, tensor in state.items()}
     result = model.load_state_dict(state, strict=False)
     # Upstream declares position_ids optional (_keys_to_ignore_on_load_missing); anything else must match.
-    missing = [name for name in result.missing_keys if not name.endswith("position_ids")]
-    unexpected = [name for name in result.unexpected_keys if not name.endswith("position_ids")]
+    missing = [name for name in result.missing_keys if not name.endswith(DROPPED_KEY_SUFFIXES)]
+    unexpected = [name for name in result.unexpected_keys if not name.endswith(DROPPED_KEY_SUFFIXES)]
     if missing or unexpected:
         raise SystemExit(
             "checkpoint does not match VLEForVQA:\n"
@@ -981,30 +985,29 @@ def require_onnxruntime_for_int8():
         raise SystemExit("--int8 needs onnxruntime's quantization tools: pip install onnxruntime")
 
 
-def export_vle_folder(model, config, out, name, source, preprocessor, tokenizer_files, int8=False, log=print):
-    """Writes a complete `vle-vqa` model folder (models/README.md) from a VLEForVQA in eval mode."""
-    if int8:
-        require_onnxruntime_for_int8()
-    model.eval()
-    os.makedirs(out, exist_ok=True)
-    size = config.image_size
-    tokens = config.num_image_tokens
-    width = config.fusion.hidden_size
-
-    # Batch 2 and a padded row, so the traced graphs keep batch and sequence symbolic and the mask is exercised.
+def example_inputs(config):
+    """Tracing inputs: batch 2 and a padded row, so the traced graphs keep batch and sequence symbolic and the mask
+    is exercised."""
     generator = torch.Generator().manual_seed(0)
-    pixel_values = torch.randn(2, config.vision.num_channels, size, size, generator=generator)
+    pixel_values = torch.randn(2, config.vision.num_channels, config.image_size, config.image_size, generator=generator)
     input_ids = torch.randint(4, config.text.vocab_size, (2, 7), generator=generator)
     input_ids[:, 0] = 1
     input_ids[0, 6] = 2
     input_ids[1, 4:] = torch.tensor([2, 0, 0])
     attention_mask = torch.ones_like(input_ids)
     attention_mask[1, 5:] = 0
-    difference, image_embeds = check_split(model, pixel_values, input_ids, attention_mask)
-    log(f"split graphs match the unsplit forward (max |difference| {difference:.2e})")
+    return pixel_values, input_ids, attention_mask
 
+
+def export_graphs(model, config, out, inputs, image_embeds, log=print, export=None):
+    """Writes the two graphs into out/onnx; returns the manifest's graphs.
+
+    inputs: example_inputs(config); export: replaces `_export_graph` (same arguments), as the graph templates
+    (templates.py) do."""
+    export = export or _export_graph
+    pixel_values, input_ids, attention_mask = inputs
     started = time.time()
-    _export_graph(
+    export(
         ImageEncoderGraph(model),
         (pixel_values,),
         os.path.join(out, IMAGE_ENCODER_FILE),
@@ -1014,7 +1017,7 @@ def export_vle_folder(model, config, out, name, source, preprocessor, tokenizer_
     )
     log(f"imageEncoder exported in {time.time() - started:.1f} s")
     started = time.time()
-    _export_graph(
+    export(
         FusionGraph(model),
         (input_ids, attention_mask, image_embeds),
         os.path.join(out, FUSION_FILE),
@@ -1028,8 +1031,15 @@ def export_vle_folder(model, config, out, name, source, preprocessor, tokenizer_
         },
     )
     log(f"fusion exported in {time.time() - started:.1f} s")
+    return graph_specs(config)
 
-    graphs = {
+
+def graph_specs(config):
+    """Manifest entries of the two graphs (names, dtypes, shapes; symbolic dims as strings)."""
+    size = config.image_size
+    tokens = config.num_image_tokens
+    width = config.fusion.hidden_size
+    return {
         "imageEncoder": {
             "file": IMAGE_ENCODER_FILE,
             "inputs": [tensor_spec("pixel_values", "float32", ["batch", config.vision.num_channels, size, size])],
@@ -1045,6 +1055,18 @@ def export_vle_folder(model, config, out, name, source, preprocessor, tokenizer_
             "outputs": [tensor_spec("logits", "float32", ["batch", config.num_labels])],
         },
     }
+
+
+def export_vle_folder(model, config, out, name, source, preprocessor, tokenizer_files, int8=False, log=print):
+    """Writes a complete `vle-vqa` model folder (models/README.md) from a VLEForVQA in eval mode."""
+    if int8:
+        require_onnxruntime_for_int8()
+    model.eval()
+    os.makedirs(out, exist_ok=True)
+    inputs = example_inputs(config)
+    difference, image_embeds = check_split(model, *inputs)
+    log(f"split graphs match the unsplit forward (max |difference| {difference:.2e})")
+    graphs = export_graphs(model, config, out, inputs, image_embeds, log)
     if int8:
         quantize_graphs(out, graphs, log)
 

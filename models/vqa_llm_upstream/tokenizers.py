@@ -14,10 +14,23 @@ WordPiece vocabulary laid out like bert-base-uncased's. This part writes into `o
   vle/                the tokenizer files the exporter writes into a VLE model folder (its own conversion)
   blip-checkpoint/    vocab.txt, tokenizer.json, tokenizer_config.json, special_tokens_map.json, as the BLIP hub repo
   blip/               the tokenizer files the BLIP exporter copies into the model folder
+  blip-vocab-only-checkpoint/  vocab.txt alone (a BLIP checkpoint without tokenizer.json)
+  blip-vocab-only/    what the BLIP exporter writes from it: vocab.txt copied, tokenizer.json, tokenizer_config.json
+                      and special_tokens_map.json built by bert_tokenizer.write_bert_tokenizer (only_missing)
+  variants/<name>/checkpoint/, variants/<name>/folder/
+                      other SentencePiece settings, each converted by the exporter (VARIANTS: lowercasing; small
+                      models trained here without the dummy prefix, keeping extra spaces, with the identity
+                      normalizer, without byte fallback, with user-defined pieces, with [MASK] as a piece)
+  vle-tokenizer-json-checkpoint/, vle-tokenizer-json/
+                      a VLE checkpoint with a tokenizer.json (BLIP's, for its integer-like vocabulary keys) and no
+                      spm.model, and the exporter's folder from it (the file re-written as json.load + write_json)
+  variants.json       per variant its settings, the reference ids of every question (slow DebertaV2Tokenizer rules)
+                      and, for diagnosis, the ids of the converted tokenizer.json under the `tokenizers` library
   cases.json          the questions; per question the text the runtime tokenizes (String.prototype.trim) and the
                       reference ids: VLE `[CLS] … [SEP]` untruncated and truncated to max_question_tokens (as
                       `truncateQuestion` does), BLIP `[CLS] … [SEP]` (the caption prefix before [CLS] -> bos); and,
                       for diagnosis only, the ids of the same tokenizer.json under the Python `tokenizers` library.
+The TypeScript converter (src/convert/tokenizer) must write the same files from each checkpoint folder.
 
 transformers 5 has no SentencePiece DebertaV2Tokenizer any more (DebertaV2Tokenizer is the `tokenizers`-backed one,
 which drops the spm.model's charsmap; the exporter builds tokenizer.json from the spm.model proto instead), so the
@@ -510,11 +523,123 @@ def write_blip_checkpoint(folder, fixtures):
             json.dump(value, handle, indent=2)
 
 
+def write_blip_vocab_only_checkpoint(folder, fixtures):
+    """A BLIP checkpoint that ships vocab.txt and no other tokenizer file."""
+    os.makedirs(folder, exist_ok=True)
+    shutil.copyfile(os.path.join(fixtures, "vocab.txt"), os.path.join(folder, "vocab.txt"))
+
+
+def write_blip_tokenizer_folder(checkpoint, folder):
+    """The tokenizer half of blip.write_folder_files: the checkpoint's tokenizer files copied, and without a
+    tokenizer.json one built from vocab.txt (bert_tokenizer.write_bert_tokenizer, only_missing)."""
+    from vqa_llm_export import blip as blip_export
+    from vqa_llm_export.bert_tokenizer import read_vocab, write_bert_tokenizer
+
+    os.makedirs(folder, exist_ok=True)
+    for name in blip_export.TOKENIZER_FILES:
+        source = os.path.join(checkpoint, name)
+        if os.path.exists(source):
+            shutil.copyfile(source, os.path.join(folder, name))
+    if not os.path.exists(os.path.join(folder, "tokenizer.json")):
+        write_bert_tokenizer(folder, read_vocab(os.path.join(checkpoint, "vocab.txt")), only_missing=True)
+
+
+# SentencePiece settings other than DeBERTa-v3's, each a branch of the spm.model -> tokenizer.json conversion.
+# "spm" None: the committed 128k model; else a small model trained here with these trainer arguments.
+VARIANTS = {
+    "lowercase": {"spm": None, "do_lower_case": True},
+    "no-dummy-prefix": {"spm": {"add_dummy_prefix": False}},
+    "keep-extra-whitespace": {"spm": {"remove_extra_whitespaces": False}},
+    "identity-normalizer": {"spm": {"normalization_rule_name": "identity"}},
+    "no-byte-fallback": {"spm": {"byte_fallback": False}},
+    "user-defined-pieces": {"spm": {"user_defined_symbols": ["<img>", "[DEC]", "http", "color", "🐶"]}},
+    "mask-piece": {"spm": {"control_symbols": ["[MASK]"]}, "added_tokens": False},
+}
+VARIANT_PIECES = 3000
+
+
+def train_variant_spm(prefix, settings, seed):
+    """A small DeBERTa-v3-style unigram model ([PAD] [CLS] [SEP] [UNK] first) trained on generated lines."""
+    import sentencepiece
+
+    corpus = prefix + ".txt"
+    with open(corpus, "w", encoding="utf-8") as handle:
+        for line in corpus_lines(seed, 20_000):
+            handle.write(line + "\n")
+    arguments = dict(
+        input=corpus, model_prefix=prefix, model_type="unigram", vocab_size=VARIANT_PIECES,
+        pad_id=0, pad_piece="[PAD]", bos_id=1, bos_piece="[CLS]", eos_id=2, eos_piece="[SEP]", unk_id=3,
+        unk_piece="[UNK]", byte_fallback=True, normalization_rule_name="nmt_nfkc", character_coverage=0.9995,
+        hard_vocab_limit=False, num_threads=1, minloglevel=2,
+    )
+    arguments.update(settings)
+    sentencepiece.SentencePieceTrainer.train(**arguments)
+    os.remove(corpus)
+    return prefix + ".model"
+
+
+def write_variant_checkpoint(folder, spm_path, do_lower_case, added_tokens):
+    """A DeBERTa-v3-style checkpoint's tokenizer files around spm_path, as write_vle_checkpoint."""
+    import sentencepiece
+
+    os.makedirs(folder, exist_ok=True)
+    shutil.copyfile(spm_path, os.path.join(folder, "spm.model"))
+    pieces = sentencepiece.SentencePieceProcessor(model_file=spm_path).get_piece_size()
+    special = {"bos_token": "[CLS]", "eos_token": "[SEP]", "unk_token": "[UNK]", "sep_token": "[SEP]",
+               "pad_token": "[PAD]", "cls_token": "[CLS]", "mask_token": "[MASK]"}
+    files = {
+        "tokenizer_config.json": dict({"do_lower_case": do_lower_case, "vocab_type": "spm", "split_by_punct": False,
+                                       "tokenizer_class": "DebertaV2Tokenizer", "model_max_length": 512}, **special),
+        "special_tokens_map.json": special,
+    }
+    if added_tokens:
+        files["added_tokens.json"] = {"[MASK]": pieces}
+    for name, value in files.items():
+        with open(os.path.join(folder, name), "w", encoding="utf-8") as handle:
+            json.dump(value, handle, indent=2)
+
+
+def make_variants(out, fixtures, questions, log):
+    import tokenizers as hf_tokenizers
+
+    from vqa_llm_export import vle as vle_export
+    from vqa_llm_export.manifest import write_json
+
+    results = {}
+    for index, (name, variant) in enumerate(VARIANTS.items()):
+        started = time.time()
+        root = os.path.join(out, "variants", name)
+        os.makedirs(root, exist_ok=True)
+        if variant["spm"] is None:
+            spm_path = os.path.join(fixtures, "spm.model")
+        else:
+            spm_path = train_variant_spm(os.path.join(root, "trained"), variant["spm"], seed=SEED + index)
+        checkpoint = os.path.join(root, "checkpoint")
+        write_variant_checkpoint(checkpoint, spm_path, bool(variant.get("do_lower_case", False)),
+                                 variant.get("added_tokens", True))
+        if spm_path != os.path.join(fixtures, "spm.model"):
+            os.remove(spm_path)
+            os.remove(spm_path[: -len(".model")] + ".vocab")
+        folder = os.path.join(root, "folder")
+        for file_name, value in vle_export.convert_spm_tokenizer(checkpoint).items():
+            write_json(os.path.join(folder, file_name), value)
+        slow = slow_deberta_v2_tokenizer(checkpoint)
+        converted = hf_tokenizers.Tokenizer.from_file(os.path.join(folder, "tokenizer.json"))
+        texts = [js_trim(question) for question in questions]
+        results[name] = {
+            "settings": dict(variant),
+            "vocabSize": len(slow.sp_model),
+            "ids": [slow(text)["input_ids"] for text in texts],
+            "tokenizerJsonIds": [converted.encode(text).ids for text in texts],
+        }
+        log(f"variant {name}: converted, {len(texts)} reference ids ({time.time() - started:.1f}s)")
+    write_json(os.path.join(out, "variants.json"), results)
+
+
 def make(out, repo, base=False, log=print):
     del base  # the same fixtures either way
     import tokenizers as hf_tokenizers
 
-    from vqa_llm_export import blip as blip_export
     from vqa_llm_export import vle as vle_export
     from vqa_llm_export.manifest import write_json
 
@@ -531,17 +656,18 @@ def make(out, repo, base=False, log=print):
     blip_checkpoint = os.path.join(out, "blip-checkpoint")
     write_blip_checkpoint(blip_checkpoint, fixtures)
     blip_folder = os.path.join(out, "blip")
-    os.makedirs(blip_folder, exist_ok=True)
-    # What blip.write_folder_files does with a checkpoint's tokenizer files.
-    for name in blip_export.TOKENIZER_FILES:
-        source = os.path.join(blip_checkpoint, name)
-        if os.path.exists(source):
-            shutil.copyfile(source, os.path.join(blip_folder, name))
+    write_blip_tokenizer_folder(blip_checkpoint, blip_folder)
+
+    vocab_only_checkpoint = os.path.join(out, "blip-vocab-only-checkpoint")
+    write_blip_vocab_only_checkpoint(vocab_only_checkpoint, fixtures)
+    vocab_only_folder = os.path.join(out, "blip-vocab-only")
+    write_blip_tokenizer_folder(vocab_only_checkpoint, vocab_only_folder)
 
     vle_slow = slow_deberta_v2_tokenizer(vle_checkpoint)
     bert_slow = slow_bert_tokenizer(blip_checkpoint)
     vle_json = hf_tokenizers.Tokenizer.from_file(os.path.join(vle_folder, "tokenizer.json"))
     blip_json = hf_tokenizers.Tokenizer.from_file(os.path.join(blip_folder, "tokenizer.json"))
+    vocab_only_json = hf_tokenizers.Tokenizer.from_file(os.path.join(vocab_only_folder, "tokenizer.json"))
     max_tokens = vle_export.MAX_QUESTION_TOKENS
     log(f"tokenizers loaded ({time.time() - started:.1f}s)")
 
@@ -558,6 +684,7 @@ def make(out, repo, base=False, log=print):
             # Diagnosis only: the same tokenizer.json run by the Python tokenizers library.
             "vleTokenizerJson": vle_json.encode(text).ids,
             "blipTokenizerJson": blip_json.encode(text).ids,
+            "blipVocabOnlyTokenizerJson": vocab_only_json.encode(text).ids,
         })
     write_json(os.path.join(out, "cases.json"), {
         "seed": SEED,
@@ -567,3 +694,13 @@ def make(out, repo, base=False, log=print):
         "cases": cases,
     })
     log(f"{len(cases)} questions, reference ids written ({time.time() - started:.1f}s)")
+    make_variants(out, fixtures, questions, log)
+
+    # A VLE checkpoint with a tokenizer.json and no spm.model: the exporter re-writes it as it is (json.load, then
+    # write_json). BLIP's has what a re-writer can lose: integer-like keys ("0", "1", …) in its vocabulary.
+    json_only = os.path.join(out, "vle-tokenizer-json-checkpoint")
+    os.makedirs(json_only, exist_ok=True)
+    shutil.copyfile(os.path.join(blip_checkpoint, "tokenizer.json"), os.path.join(json_only, "tokenizer.json"))
+    shutil.copyfile(os.path.join(vle_checkpoint, "tokenizer_config.json"), os.path.join(json_only, "tokenizer_config.json"))
+    for name, value in vle_export.convert_spm_tokenizer(json_only).items():
+        write_json(os.path.join(out, "vle-tokenizer-json", name), value)

@@ -9,3 +9,4 @@ export { ModelIntegrityError, type ModelIntegrityReason } from './model-integrit
 export { ModelNotFoundError, type ModelNotFoundReason } from './model-not-found-error.js';
 export { CheckpointError, type CheckpointReason, type CheckpointErrorOptions } from './checkpoint-error.js';
 export { InvalidConversationError, type InvalidConversationReason, type InvalidConversationErrorOptions } from './invalid-conversation-error.js';
+export { ConversionError, type ConversionReason, type ConversionErrorOptions, type ConfigDifference } from './conversion-error.js';

@@ -105,3 +105,11 @@ export { hardenImageDecoders, checkImageHeader, type ImageHeaderLimits } from '.
 export { openCheckpoint, CHECKPOINT_FILES } from './checkpoints/index.js';
 export type { Checkpoint, CheckpointFormat, CheckpointTensor, ExpectKeysOptions, ReadTensorOptions, SourceDtype, TensorData, TensorDtype, TensorInfo } from './checkpoints/index.js';
 export { CheckpointError, type CheckpointReason } from './errors/index.js';
+
+// Upstream checkpoints -> model folders with Node alone: the hub client and the converter (shipped graph templates
+// filled with the checkpoint's weights). resolveModel and the CLI use both for upstream ids.
+export { convertCheckpoint, listTemplates, readTemplate, shippedTemplatesFolder, type ConvertCheckpointOptions } from './convert/index.js';
+export type { ModelTemplate } from './convert/index.js';
+export { downloadHubSnapshot, selectCheckpointFiles, type DownloadHubSnapshotOptions, type HubSnapshot, type HubFile } from './models/hub/index.js';
+export type { ResolveModelOptions } from './models/resolve-model.js';
+export { ConversionError, type ConversionReason, type ConfigDifference } from './errors/index.js';

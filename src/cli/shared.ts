@@ -15,10 +15,11 @@ export interface ModelCommandOptions {
   threads?: number;
   workers?: number;
   int8?: boolean;
+  offline?: boolean;
   json?: boolean;
 }
 
-/** Adds `--models`, `--caption-model`, `--vqa-model`, `--threads`, `--workers`, `--int8`. */
+/** Adds `--models`, `--caption-model`, `--vqa-model`, `--threads`, `--workers`, `--int8`, `--offline`. */
 export function addModelOptions(command: Command): Command {
   return command
     .addOption(new Option('--models <dir>', 'folder holding model folders').env('VQA_LLM_MODELS'))
@@ -26,7 +27,8 @@ export function addModelOptions(command: Command): Command {
     .option('--vqa-model <name>', 'VQA model: folder name under --models, a path, or a hub id owner/name', DEFAULT_VQA_MODEL)
     .option('--threads <n>', 'onnxruntime threads per model (default: cores shared between the models)', parsePositiveInteger('--threads'))
     .option('--workers <n>', 'worker threads per model (0 = run in the main thread)', parseNonNegativeInteger('--workers'))
-    .option('--int8', 'use the int8 graphs where the model folder has them');
+    .option('--int8', 'use the int8 graphs where the model folder has them')
+    .option('--offline', 'never download: use local folders and the cache only (also VQA_LLM_OFFLINE=1)');
 }
 
 export function parsePositiveInteger(name: string): (value: string) => number {
@@ -62,48 +64,79 @@ export async function openVisionModels(options: ModelCommandOptions, extra: { on
     threads: options.threads,
     workers: options.workers,
     quantized: options.int8,
+    offline: options.offline || undefined,
     onProgress: extra.onProgress ?? createProgressReporter(),
   });
 }
 
 /** Resolves one model spec (folder name, path or hub id) with progress on stderr. */
 export async function resolveModelFolder(spec: string, options: ModelCommandOptions): Promise<string> {
-  return resolveModel(spec, { modelsDir: options.models, onProgress: createProgressReporter() });
+  return resolveModel(spec, { modelsDir: options.models, offline: options.offline || undefined, onProgress: createProgressReporter() });
 }
 
-// What a file is being read for: verifying a local folder is not downloading it.
+// What happens to a task's bytes: verifying a local folder is not downloading it.
 function progressVerb(task: string): string {
   if (task.startsWith('verify:')) return 'Checking';
   if (task.startsWith('download:')) return 'Downloading';
+  if (task.startsWith('convert:')) return 'Converting';
   return 'Reading';
 }
 
+function taskSubject(task: string): string {
+  return task.includes(':') ? task.slice(task.indexOf(':') + 1) : task;
+}
+
+/** Bytes said the way people read them: 990.2 MB, 12.0 kB. */
+export function formatBytes(bytes: number): string {
+  if (bytes < 1000) return `${bytes} B`;
+  const units = ['kB', 'MB', 'GB', 'TB'];
+  let value = bytes;
+  let unit = -1;
+  while (value >= 1000 && unit < units.length - 1) {
+    value /= 1000;
+    unit += 1;
+  }
+  return `${value.toFixed(1)} ${units[unit]}`;
+}
+
 /**
- * Progress on stderr: a bar per file on a terminal, plain lines otherwise (logs, CI), nothing for events too small
- * to matter. Lines say what happens to the file: `Downloading` from the hub or a URL, `Checking` a local file's
- * sha256.
+ * Progress on stderr: one bar per task on a terminal (a download and a conversion, or two models fetched side by
+ * side, each keep their own line), plain lines otherwise (logs, CI), nothing for events too small to matter. A task
+ * that announces its size before it starts (a hub download) gets a line saying how much is coming.
  */
 export function createProgressReporter(stream: NodeJS.WriteStream = process.stderr): ProgressCallback {
-  let bar: cliProgress.SingleBar | undefined;
+  let bars: cliProgress.MultiBar | undefined;
+  const taskBars = new Map<string, cliProgress.SingleBar>();
+  const barFor = (task: string, file: string): cliProgress.SingleBar => {
+    let bar = taskBars.get(task);
+    if (!bar) {
+      bars ??= new cliProgress.MultiBar(
+        { format: '{verb} {subject} [{bar}] {percentage}% {file}', stream, hideCursor: true, clearOnComplete: false },
+        cliProgress.Presets.shades_classic,
+      );
+      bar = bars.create(100, 0, { verb: progressVerb(task), subject: taskSubject(task), file });
+      taskBars.set(task, bar);
+    }
+    return bar;
+  };
   return (event) => {
     if (event.status === 'start' && event.task === 'load-models') {
       stream.write('Loading models…\n');
+    } else if (event.status === 'start' && !event.file && event.total !== undefined) {
+      // Said before the first byte moves, so that a user on a slow or metered link can stop in time.
+      stream.write(`${progressVerb(event.task)} ${taskSubject(event.task)}: ${formatBytes(event.total)}\n`);
     } else if (event.status === 'start' && event.file && event.total) {
-      const verb = progressVerb(event.task);
-      if (stream.isTTY) {
-        bar = new cliProgress.SingleBar(
-          { format: `${verb} ${event.file} [{bar}] {percentage}% {value}/{total} bytes`, stream, hideCursor: true },
-          cliProgress.Presets.shades_classic,
-        );
-        bar.start(event.total, 0);
-      } else {
-        stream.write(`${verb} ${event.file} (${event.total} bytes)\n`);
+      if (stream.isTTY) barFor(event.task, event.file).update({ file: event.file });
+      else stream.write(`${progressVerb(event.task)} ${event.file} (${formatBytes(event.total)})\n`);
+    } else if (event.status === 'progress' && stream.isTTY && taskBars.has(event.task)) {
+      taskBars.get(event.task)!.update(Math.floor(event.progress ?? 0), { file: event.file ?? '' });
+    } else if (event.status === 'ready' && taskBars.has(event.task)) {
+      taskBars.get(event.task)!.update(100, { file: '' });
+      taskBars.delete(event.task);
+      if (taskBars.size === 0) {
+        bars?.stop();
+        bars = undefined;
       }
-    } else if (event.status === 'progress' && bar) {
-      bar.update(event.loaded);
-    } else if (event.status === 'done' && bar) {
-      bar.stop();
-      bar = undefined;
     }
   };
 }

@@ -1,6 +1,7 @@
 import { isVqaLlmError, VqaLlmError, type VqaLlmErrorOptions } from './vqa-llm-error.js';
 
-export type ModelNotFoundReason = 'missing_folder' | 'unknown_source';
+/** `missing_repo`, `missing_revision`, `missing_file`: what the hub answered 404 for. */
+export type ModelNotFoundReason = 'missing_folder' | 'unknown_source' | 'missing_repo' | 'missing_revision' | 'missing_file';
 
 /** No model folder was found; `reason` says why. */
 export class ModelNotFoundError extends VqaLlmError {

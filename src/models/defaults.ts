@@ -2,20 +2,21 @@ import os from 'node:os';
 import path from 'node:path';
 
 /**
- * Folder name (under the models directory) of the captioning model used when none is named.
+ * The captioning model used when none is named: the upstream checkpoint, downloaded and converted on first use (or a
+ * folder exported from it into the models directory, when there is one).
  *
  * @example
  * const folder = await resolveModel(DEFAULT_CAPTION_MODEL);
  */
-export const DEFAULT_CAPTION_MODEL = 'blip-image-captioning-base';
+export const DEFAULT_CAPTION_MODEL = 'Salesforce/blip-image-captioning-base';
 
 /**
- * Folder name (under the models directory) of the VQA model used when none is named.
+ * The VQA model used when none is named, likewise.
  *
  * @example
  * const folder = await resolveModel(DEFAULT_VQA_MODEL);
  */
-export const DEFAULT_VQA_MODEL = 'vle-base-for-vqa';
+export const DEFAULT_VQA_MODEL = 'hfl/vle-base-for-vqa';
 
 /**
  * Environment variables read by model resolution. Options passed in code always win over them.
@@ -28,18 +29,22 @@ export const MODEL_ENV = {
   modelsDir: 'VQA_LLM_MODELS',
   /** Folder where downloaded models are kept. */
   cacheDir: 'VQA_LLM_CACHE',
-  /** Base URL of the hub that `owner/name` specs download from. */
+  /** Base URL of the hub (or a mirror, e.g. https://hf-mirror.com) that `owner/name` specs download from, as in huggingface_hub. */
+  hubEndpoint: 'HF_ENDPOINT',
+  /** Older name of `HF_ENDPOINT`, still read when `HF_ENDPOINT` is not set. */
   hubUrl: 'VQA_LLM_HUB_URL',
   /** `1` or `true` forbids every network access during resolution. */
   offline: 'VQA_LLM_OFFLINE',
-  /** Bearer token sent to huggingface.co only (never to other hosts), for private repositories. */
+  /** Extra graph-template folders (separated by `:`, `;` on Windows) searched before the shipped ones when converting. */
+  templates: 'VQA_LLM_TEMPLATES',
+  /** Bearer token for private or gated repositories, sent to the hub endpoint's origin only (never to a redirect target elsewhere). */
   hubToken: 'HF_TOKEN',
 } as const;
 
 /** The manifest's file name inside every model folder. */
 export const MANIFEST_FILE = 'vqa-llm.json';
 
-/** Hub used for `owner/name` specs when neither the option nor `VQA_LLM_HUB_URL` names one. */
+/** Hub used for `owner/name` specs when neither the option, `HF_ENDPOINT` nor `VQA_LLM_HUB_URL` names one. */
 export const DEFAULT_HUB_URL = 'https://huggingface.co';
 
 /** Revision downloaded when neither the spec (`owner/name@rev`) nor the option names one. */
@@ -76,13 +81,37 @@ export function defaultCacheDir(env: NodeJS.ProcessEnv = process.env): string {
 }
 
 /**
- * The hub base URL: `VQA_LLM_HUB_URL`, else `https://huggingface.co`, without a trailing slash.
+ * The hub base URL: `HF_ENDPOINT` (the variable huggingface_hub reads, so that a mirror set for Python tools
+ * applies here too), else `VQA_LLM_HUB_URL`, else `https://huggingface.co`, without a trailing slash.
  *
  * @example
+ * defaultHubUrl({ HF_ENDPOINT: 'https://hf-mirror.com/' }); // 'https://hf-mirror.com'
  * defaultHubUrl({ VQA_LLM_HUB_URL: 'http://127.0.0.1:8080/' }); // 'http://127.0.0.1:8080'
  */
 export function defaultHubUrl(env: NodeJS.ProcessEnv = process.env): string {
-  return (env[MODEL_ENV.hubUrl] || DEFAULT_HUB_URL).replace(/\/+$/, '');
+  return (env[MODEL_ENV.hubEndpoint]?.trim() || env[MODEL_ENV.hubUrl]?.trim() || DEFAULT_HUB_URL).replace(/\/+$/, '');
+}
+
+/**
+ * Which setting named the hub: the variable to cite when its value is wrong.
+ *
+ * @example
+ * hubUrlSetting({ HF_ENDPOINT: 'hf-mirror.com' }); // 'HF_ENDPOINT'
+ */
+export function hubUrlSetting(env: NodeJS.ProcessEnv = process.env): string {
+  if (env[MODEL_ENV.hubEndpoint]?.trim()) return MODEL_ENV.hubEndpoint;
+  if (env[MODEL_ENV.hubUrl]?.trim()) return MODEL_ENV.hubUrl;
+  return 'the default hub';
+}
+
+/**
+ * The hub token: `HF_TOKEN`, or undefined when it is unset or blank.
+ *
+ * @example
+ * defaultHubToken({ HF_TOKEN: 'hf_abc' }); // 'hf_abc'
+ */
+export function defaultHubToken(env: NodeJS.ProcessEnv = process.env): string | undefined {
+  return env[MODEL_ENV.hubToken]?.trim() || undefined;
 }
 
 /**

@@ -16,17 +16,21 @@ import {
   MANIFEST_FILE,
   MODEL_ENV,
   defaultCacheDir,
-  defaultHubUrl,
+  defaultHubToken,
   defaultModelsDir,
   expandHome,
   isOfflineByEnv,
 } from './defaults.js';
 import { ByteProgress } from './byte-progress.js';
+import { parseHubEndpoint } from './hub/hub-endpoint.js';
+import { scopedFetch } from './hub/scoped-fetch.js';
+import { cachedConvertedFolder, convertedFolder, knownUpstreamRepos, resolveUpstreamModel } from './upstream-model.js';
 import {
   MODEL_SETTINGS_HINT,
   checkModelFolder,
   isNotFound,
   parseManifest,
+  readManifest,
   type ManifestFile,
   type ModelKind,
 } from './manifest.js';
@@ -36,7 +40,7 @@ export interface ResolveModelOptions {
   modelsDir?: string;
   /** Where downloads are kept. Default: `VQA_LLM_CACHE`, else `~/.cache/vqa-llm`. */
   cacheDir?: string;
-  /** Hub for `owner/name` specs. Default: `VQA_LLM_HUB_URL`, else `https://huggingface.co`. */
+  /** Hub for `owner/name` specs. Default: `HF_ENDPOINT`, else `VQA_LLM_HUB_URL`, else `https://huggingface.co`. */
   hubUrl?: string;
   /** Hub revision (branch, tag or commit) when the spec has no `@revision`. Default `main`. */
   revision?: string;
@@ -53,6 +57,14 @@ export interface ResolveModelOptions {
   signal?: AbortSignal;
   /** Replaces the global fetch (tests, proxies). */
   fetch?: typeof fetch;
+  /** Keep an upstream checkpoint's downloaded files in the cache after converting them (default: deleted). */
+  keepCheckpoint?: boolean;
+  /**
+   * Graph-template folders searched before the shipped ones when an upstream checkpoint is converted (templates made
+   * with `python models/export.py template` for an architecture the package does not ship). Default:
+   * `VQA_LLM_TEMPLATES`.
+   */
+  templates?: string | string[];
 }
 
 /** What a spec string names, before any file is touched. */
@@ -119,12 +131,38 @@ export async function resolveModel(spec: string, options: ResolveModelOptions = 
         );
       }
       const revision = source.revision ?? options.revision ?? DEFAULT_REVISION;
-      const hubUrl = (options.hubUrl ?? defaultHubUrl()).replace(/\/+$/, '');
+      const endpoint = parseHubEndpoint({ endpoint: options.hubUrl });
+      const hubUrl = endpoint.url;
       const base = `${hubUrl}/${source.repo}/resolve/${encodeURIComponent(revision)}/`;
       const [owner, name] = source.repo.split('/') as [string, string];
       const cacheDir = cacheDirOf(options);
       const folder = path.join(cacheDir, 'hub', hostKey(hubUrl), owner, name, encodeURIComponent(revision));
-      return resolveRemote({ spec, base, folder, cacheDir, notFoundHint: hubNotFoundHint(source.repo, revision, hubUrl) }, options);
+      // A folder exported from this very checkpoint into the models directory (`vqa-llm models export
+      // Salesforce/blip-image-captioning-base` writes <models>/blip-image-captioning-base) is the same model.
+      const exported = source.revision === undefined && options.revision === undefined ? await exportedFolder(source.repo, options) : undefined;
+      if (exported) return checkLocal(exported, options);
+      const upstream = { ...options, spec, repo: source.repo, revision, endpointUrl: hubUrl, cacheDir };
+      // A checkpoint converted earlier is used without any request, like a cached published folder.
+      const converted = await cachedConvertedFolder(convertedFolder(cacheDir, hubUrl, source.repo, revision), options.kind);
+      if (converted) {
+        options.onProgress?.({ status: 'ready', task: `convert:${name}` });
+        return converted;
+      }
+      // The upstream ids the shipped templates were made for go straight to their checkpoint.
+      if ((await knownUpstreamRepos()).has(source.repo.toLowerCase())) return resolveUpstreamModel(upstream);
+      return resolveRemote(
+        {
+          spec,
+          base,
+          folder,
+          cacheDir,
+          tokenOrigin: endpoint.origin,
+          notFoundHint: hubNotFoundHint(source.repo, revision, hubUrl),
+          // No published vqa-llm.json: an upstream checkpoint (a fine-tune of BLIP or VLE) to convert here.
+          onMissingManifest: () => resolveUpstreamModel(upstream),
+        },
+        options,
+      );
     }
     case 'url': {
       const folderKey = createHash('sha256').update(source.url).digest('hex').slice(0, 16);
@@ -195,7 +233,11 @@ interface RemoteSource {
   /** Final cache folder, somewhere under `cacheDir`. */
   folder: string;
   cacheDir: string;
+  /** The hub's origin, the only one HF_TOKEN is sent to; none for a plain URL. */
+  tokenOrigin?: string;
   notFoundHint: string;
+  /** What to do when the source has no vqa-llm.json (404) instead of failing. */
+  onMissingManifest?: () => Promise<string>;
 }
 
 async function resolveRemote(source: RemoteSource, options: ResolveModelOptions): Promise<string> {
@@ -227,7 +269,14 @@ async function resolveRemote(source: RemoteSource, options: ResolveModelOptions)
     const fetchImpl = options.fetch ?? globalThis.fetch;
     const manifestUrl = new URL(MANIFEST_FILE, source.base).href;
     options.onProgress?.({ status: 'start', task, file: MANIFEST_FILE });
-    const manifestText = await (await request(manifestUrl, source, fetchImpl, options.signal)).text();
+    let manifestResponse: Response;
+    try {
+      manifestResponse = await request(manifestUrl, source, fetchImpl, options.signal);
+    } catch (error) {
+      if (source.onMissingManifest && ModelDownloadError.isInstance(error) && error.status === 404) return await source.onMissingManifest();
+      throw error;
+    }
+    const manifestText = await manifestResponse.text();
     const manifest = parseManifest(manifestText, manifestUrl);
     options.onProgress?.({ status: 'done', task, file: MANIFEST_FILE });
     if (options.kind !== undefined && manifest.kind !== options.kind) {
@@ -338,12 +387,14 @@ async function downloadFile(
 async function request(url: string, source: RemoteSource, fetchImpl: typeof fetch, signal: AbortSignal | undefined): Promise<Response> {
   let response: Response;
   try {
-    response = await fetchImpl(url, { headers: requestHeaders(url), redirect: 'follow', signal });
+    // Redirects are followed by scopedFetch, which drops the token on the way to another origin (the hub's CDN).
+    ({ response } = await scopedFetch(url, { token: defaultHubToken(), tokenOrigin: source.tokenOrigin, fetch: fetchImpl, signal }));
   } catch (error) {
     if (signal?.aborted) throw signal.reason;
+    if (VqaLlmError.isInstance(error)) throw error;
     const cause = (error as Error & { cause?: Error }).cause;
     throw new ModelDownloadError('network', `Could not reach ${url}: ${cause?.message ?? (error as Error).message}.`, {
-      hint: `Check the network, or the hub address (${MODEL_ENV.hubUrl}, hubUrl); set ${MODEL_ENV.offline}=1 to use only local and cached models.`,
+      hint: `Check the network, or the hub address (${MODEL_ENV.hubEndpoint}, hubUrl); set ${MODEL_ENV.offline}=1 to use only local and cached models.`,
       cause: error,
     });
   }
@@ -352,26 +403,26 @@ async function request(url: string, source: RemoteSource, fetchImpl: typeof fetc
     await response.body?.cancel().catch(() => undefined);
     const auth = response.status === 401 || response.status === 403;
     throw new ModelDownloadError('http_error', `GET ${url} answered ${response.status} ${response.statusText}.`.replace(' .', '.'), {
+      status: response.status,
       hint: auth ? `The repository may be private or gated: set ${MODEL_ENV.hubToken} to a token that may read it. ${source.notFoundHint}` : source.notFoundHint,
     });
   }
   return response;
 }
 
-function requestHeaders(url: string): Record<string, string> {
-  const headers: Record<string, string> = { 'user-agent': 'vqa-llm' };
-  const token = process.env[MODEL_ENV.hubToken];
-  const host = new URL(url).hostname;
-  // The token is a credential for huggingface.co only; other hubs and mirrors never see it.
-  if (token && (host === 'huggingface.co' || host === 'hf.co' || host.endsWith('.huggingface.co'))) headers.authorization = `Bearer ${token}`;
-  return headers;
-}
-
 function hubNotFoundHint(repo: string, revision: string, hubUrl: string): string {
   return (
     `Check that the repository ${repo} exists on ${hubUrl} at revision ${revision} and holds a vqa-llm model folder ` +
-    `(${MANIFEST_FILE} at its root, written by \`vqa-llm models export\`); set ${MODEL_ENV.hubUrl} or hubUrl for another hub.`
+    `(${MANIFEST_FILE} at its root, written by \`vqa-llm models export\`); set ${MODEL_ENV.hubEndpoint} or hubUrl for another hub.`
   );
+}
+
+/** `<modelsDir>/<name>` when its manifest says it was made from the hub repository `repo`. */
+async function exportedFolder(repo: string, options: ResolveModelOptions): Promise<string | undefined> {
+  const modelsDir = path.resolve(expandHome(options.modelsDir ?? defaultModelsDir()));
+  const folder = path.join(modelsDir, repo.split('/')[1]!);
+  const manifest = await readManifest(folder).catch(() => undefined);
+  return manifest?.source?.checkpoint?.toLowerCase() === repo.toLowerCase() ? folder : undefined;
 }
 
 async function checkLocal(folder: string, options: ResolveModelOptions): Promise<string> {

@@ -11,9 +11,13 @@ import { decodeSource, readSource } from './image-stage.js';
 export interface VisionModelsOptions {
   /** Folder holding model folders looked up by name (default: `VQA_LLM_MODELS`, else the per-user data folder). */
   modelsDir?: string;
-  /** Caption model: a folder name under `modelsDir`, a path, or a hub id `owner/name[@revision]`. Default `blip-image-captioning-base`. */
+  /**
+   * Caption model: a folder name under `modelsDir`, a path, or a hub id `owner/name[@revision]` (an upstream BLIP
+   * checkpoint is downloaded and converted on first use, a published vqa-llm folder downloaded). Default
+   * `Salesforce/blip-image-captioning-base`.
+   */
   captionModel?: string;
-  /** VQA model, likewise. Default `vle-base-for-vqa`. */
+  /** VQA model, likewise. Default `hfl/vle-base-for-vqa`. */
   vqaModel?: string;
   /** onnxruntime threads per model. Default: the machine's cores shared between the two models. */
   threads?: number;
@@ -30,6 +34,7 @@ export interface VisionModelsOptions {
   verifyChecksums?: boolean;
   /** Download and loading progress. */
   onProgress?: ProgressCallback;
+  /** Never download: local folders and the cache only. Default: `VQA_LLM_OFFLINE`. */
   offline?: boolean;
   signal?: AbortSignal;
 }

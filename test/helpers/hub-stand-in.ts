@@ -24,6 +24,11 @@
 // Xet storage is never advertised (no xetHash in trees, no X-Xet-Hash header), so clients fall back to plain HTTP
 // even with hf_xet installed.
 //
+// Faults, for clients' error paths (`inject()`): an error status with its headers (429 with Retry-After, 500, 401,
+// ...), a connection cut after some bytes of a file, a stalled body, a body held until a promise settles, a flipped
+// byte, a Range header ignored (200 with the whole file). Each matches by origin, route, repo and file, for `times`
+// requests.
+//
 // Every request is recorded, with its Authorization header. `environment()` also points HTTP(S)_PROXY at this
 // server, with NO_PROXY for loopback, so that a child process reaching for any other host arrives here as a
 // CONNECT or absolute-URI request and is refused and recorded as `foreign` instead of touching the network.
@@ -87,6 +92,35 @@ export interface HubRequest {
   status: number;
   /** Bytes of file content sent (GET 200/206 of a file). */
   bytes: number;
+  /** The injected fault this request met, if any. */
+  fault?: HubFault['type'];
+}
+
+/** Something going wrong on the way, for one request (see `HubStandIn.inject`). */
+export type HubFault =
+  /** Answer with this status (and headers, e.g. Retry-After) as a hub error. */
+  | { type: 'status'; status: number; headers?: Record<string, string>; code?: string; message?: string }
+  /** Send this many bytes of the body, then drop the connection. */
+  | { type: 'cut'; afterBytes: number }
+  /** Send this many bytes of the body, then nothing more, with the connection kept open. */
+  | { type: 'stall'; afterBytes: number }
+  /** Send this many bytes, then hold the rest until `until` settles. */
+  | { type: 'pause'; afterBytes: number; until: Promise<unknown> }
+  /** Flip the bits of the byte at this offset of the file. */
+  | { type: 'corrupt'; offset: number }
+  /** Answer a Range request with 200 and the whole file. */
+  | { type: 'ignore-range' };
+
+export interface HubFaultRule {
+  fault: HubFault;
+  origin?: 'hub' | 'cdn';
+  route?: HubRoute | HubRoute[];
+  repo?: string;
+  file?: string;
+  /** How many matching requests meet it (default 1). */
+  times?: number;
+  /** How many matching requests pass unharmed before it applies (default 0). */
+  skip?: number;
 }
 
 export interface HubStandInOptions {
@@ -96,6 +130,8 @@ export interface HubStandInOptions {
   resolveCache?: boolean;
   /** Redirect LFS files to the CDN origin (default true) or serve them from /resolve/ with the same headers. */
   lfsRedirect?: boolean;
+  /** Honour ?blobs=true in model info (default true); false lists bare file names, as some mirrors do. */
+  modelInfoBlobs?: boolean;
 }
 
 // The hub's default .gitattributes for a new model repo.
@@ -179,9 +215,11 @@ class HubError extends Error {
 export class HubStandIn {
   readonly requests: HubRequest[] = [];
   private readonly repos = new Map<string, RepoState>();
+  private readonly faults: (HubFaultRule & { left: number; skipLeft: number })[] = [];
   private readonly validTokens: Set<string>;
   private readonly resolveCache: boolean;
   private readonly lfsRedirect: boolean;
+  private readonly modelInfoBlobs: boolean;
   private readonly servers: Server[] = [];
   private readonly sockets = new Set<Socket>();
   private hubPort = 0;
@@ -191,6 +229,7 @@ export class HubStandIn {
     this.validTokens = new Set(options.validTokens ?? []);
     this.resolveCache = options.resolveCache ?? true;
     this.lfsRedirect = options.lfsRedirect ?? true;
+    this.modelInfoBlobs = options.modelInfoBlobs ?? true;
   }
 
   /** The endpoint to give clients as HF_ENDPOINT, e.g. http://127.0.0.1:40123 (no trailing slash). */
@@ -333,6 +372,47 @@ export class HubStandIn {
     this.requests.length = 0;
   }
 
+  /**
+   * Makes the next `times` (default 1) requests that match meet `fault`. Status faults apply where the request
+   * reaches a repo (model info, tree, resolve, resolve-cache, CDN); body faults where a file's bytes are sent.
+   *
+   * @example
+   * hub.inject({ route: 'model-info', fault: { type: 'status', status: 429, headers: { 'retry-after': '0' } }, times: 2 });
+   * hub.inject({ route: 'cdn', file: 'model.safetensors', fault: { type: 'cut', afterBytes: 100_000 } });
+   */
+  inject(rule: HubFaultRule): void {
+    this.faults.push({ ...rule, left: rule.times ?? 1, skipLeft: rule.skip ?? 0 });
+  }
+
+  clearFaults(): void {
+    this.faults.length = 0;
+  }
+
+  /** Consumes and returns the faults of the given types that match this request. */
+  private takeFaults(entry: HubRequest, types: HubFault['type'][]): HubFault[] {
+    const taken: HubFault[] = [];
+    for (const rule of this.faults) {
+      if (rule.left <= 0 || !types.includes(rule.fault.type)) continue;
+      if (rule.origin !== undefined && rule.origin !== entry.origin) continue;
+      if (rule.route !== undefined && !(Array.isArray(rule.route) ? rule.route : [rule.route]).includes(entry.route)) continue;
+      if (rule.repo !== undefined && rule.repo !== entry.repo) continue;
+      if (rule.file !== undefined && rule.file !== entry.file) continue;
+      if (rule.skipLeft > 0) {
+        rule.skipLeft -= 1;
+        continue;
+      }
+      rule.left -= 1;
+      taken.push(rule.fault);
+      entry.fault = rule.fault.type;
+    }
+    return taken;
+  }
+
+  private statusFault(entry: HubRequest): void {
+    const [fault] = this.takeFaults(entry, ['status']);
+    if (fault?.type === 'status') throw new HubError(fault.status, fault.code, fault.message ?? `injected ${fault.status}`, fault.headers ?? {});
+  }
+
   // --------------------------------------------------------------------------------------------------------------
 
   private record(entry: Omit<HubRequest, 'authorization'>, request: IncomingMessage): HubRequest {
@@ -348,6 +428,10 @@ export class HubStandIn {
     const entry = this.record({ origin, method, url, route: 'unknown', headers: request.headers, status: 0, bytes: 0 }, request);
     response.on('finish', () => {
       entry.status = response.statusCode;
+    });
+    // A response cut short by a fault never finishes; its status was sent all the same.
+    response.on('close', () => {
+      if (entry.status === 0 && response.headersSent) entry.status = response.statusCode;
     });
     if (/^[a-z][a-z0-9+.-]*:\/\//i.test(url)) {
       // An absolute-URI request: a proxied plain-http request for another host.
@@ -423,6 +507,7 @@ export class HubStandIn {
       entry.repo = repo;
       entry.revision = decodeURIComponent(rest[0] ?? '');
       entry.file = rest.slice(1).map(decodeURIComponent).join('/');
+      this.statusFault(entry);
       const state = this.authorize(request, repo);
       const served = this.revision(state, entry.revision);
       this.sendFile(entry, request, response, served, rest.slice(1).map(decodeURIComponent).join('/'));
@@ -436,15 +521,17 @@ export class HubStandIn {
         entry.route = 'model-info';
         if (method !== 'GET') throw new HubError(405, undefined, 'Method not allowed');
         entry.revision = rest.length === 0 ? 'main' : decodeURIComponent(rest[1]!);
+        this.statusFault(entry);
         const state = this.authorize(request, repo);
         const served = this.revision(state, entry.revision);
-        this.sendJson(response, 200, this.modelInfo(served, parsed.searchParams.get('blobs') === 'true'));
+        this.sendJson(response, 200, this.modelInfo(served, this.modelInfoBlobs && parsed.searchParams.get('blobs') === 'true'));
         return;
       }
       if (rest[0] === 'tree' && rest.length >= 2) {
         entry.route = 'tree';
         if (method !== 'GET') throw new HubError(405, undefined, 'Method not allowed');
         entry.revision = decodeURIComponent(rest[1]!);
+        this.statusFault(entry);
         const state = this.authorize(request, repo);
         const served = this.revision(state, entry.revision);
         const under = rest.slice(2).map(decodeURIComponent).join('/');
@@ -460,6 +547,7 @@ export class HubStandIn {
         entry.route = 'paths-info';
         if (method !== 'POST') throw new HubError(405, undefined, 'Method not allowed');
         entry.revision = decodeURIComponent(rest[1]!);
+        this.statusFault(entry);
         const state = this.authorize(request, repo);
         const served = this.revision(state, entry.revision);
         const { paths, expand } = parsePathsInfoBody(request.headers['content-type'], body);
@@ -478,6 +566,7 @@ export class HubStandIn {
       entry.revision = decodeURIComponent(segments[resolveAt + 1]!);
       const path = segments.slice(resolveAt + 2).map(decodeURIComponent).join('/');
       entry.file = path;
+      this.statusFault(entry);
       const state = this.authorize(request, repo);
       const served = this.revision(state, entry.revision);
       const file = this.file(served, path);
@@ -526,6 +615,7 @@ export class HubStandIn {
     const path = parsed.searchParams.get('path') ?? '';
     entry.repo = repo;
     entry.file = path;
+    this.statusFault(entry);
     // Like a signed CDN URL, this needs no token; whether one was sent anyway is in the record.
     const state = this.repos.get(repo);
     const file = [...(state?.revisions.values() ?? [])].flatMap((served) => served.files).find((candidate) => candidate.sha256 === sha256 && candidate.path === path);
@@ -558,10 +648,11 @@ export class HubStandIn {
       'accept-ranges': 'bytes',
       'content-disposition': `inline; filename*=UTF-8''${encodeURIComponent(name)}; filename="${name.replace(/"/g, '')}"`,
     };
+    const faults = entry.method === 'GET' ? this.takeFaults(entry, ['cut', 'stall', 'pause', 'corrupt', 'ignore-range']) : [];
     let start = 0;
     let end = file.size - 1;
     let status = 200;
-    const range = request.headers.range;
+    const range = faults.some((fault) => fault.type === 'ignore-range') ? undefined : request.headers.range;
     if (range !== undefined) {
       const match = /^bytes=(\d*)-(\d*)$/.exec(range.trim());
       const from = match?.[1] ? Number(match[1]) : undefined;
@@ -588,6 +679,10 @@ export class HubStandIn {
       response.end();
       return;
     }
+    if (faults.length > 0) {
+      void this.sendWithFaults(entry, response, file, start, end, faults).catch(() => response.destroy());
+      return;
+    }
     if ('content' in file.source) {
       entry.bytes = length;
       response.end(file.source.content.subarray(start, end + 1));
@@ -599,6 +694,54 @@ export class HubStandIn {
     });
     stream.on('error', () => response.destroy());
     stream.pipe(response);
+  }
+
+  /** Streams bytes start..end chunk by chunk, meeting the faults on the way. */
+  private async sendWithFaults(entry: HubRequest, response: ServerResponse, file: ServedFile, start: number, end: number, faults: HubFault[]): Promise<void> {
+    const chunks: Iterable<Buffer> | AsyncIterable<Buffer> =
+      'content' in file.source
+        ? (function* (content: Buffer) {
+            for (let at = start; at <= end; at += 64 * 1024) yield content.subarray(at, Math.min(end + 1, at + 64 * 1024));
+          })(file.source.content)
+        : createReadStream(file.source.file, { start, end });
+    const write = (chunk: Buffer) =>
+      new Promise<void>((resolve, reject) => {
+        response.write(chunk, (error) => (error ? reject(error) : resolve()));
+      });
+    const stops = faults
+      .filter((fault): fault is Extract<HubFault, { afterBytes: number }> => 'afterBytes' in fault)
+      .sort((left, right) => left.afterBytes - right.afterBytes);
+    let position = start;
+    let sent = 0;
+    for await (const original of chunks) {
+      let chunk = Buffer.from(original);
+      for (const fault of faults) {
+        if (fault.type === 'corrupt' && fault.offset >= position && fault.offset < position + chunk.length) chunk[fault.offset - position]! ^= 0xff;
+      }
+      position += chunk.length;
+      while (chunk.length > 0) {
+        const stop = stops[0];
+        const room = stop === undefined ? chunk.length : Math.max(0, stop.afterBytes - sent);
+        const part = chunk.subarray(0, Math.min(room, chunk.length));
+        if (part.length > 0) {
+          await write(part);
+          sent += part.length;
+          entry.bytes += part.length;
+        }
+        chunk = chunk.subarray(part.length);
+        if (stop !== undefined && sent >= stop.afterBytes) {
+          stops.shift();
+          if (stop.type === 'cut') {
+            response.socket?.destroy();
+            return;
+          }
+          // A stall keeps the socket open until the client gives up or stop() closes it.
+          if (stop.type === 'stall') return;
+          await stop.until;
+        }
+      }
+    }
+    response.end();
   }
 
   private sendJson(response: ServerResponse, status: number, value: unknown): void {

@@ -185,13 +185,21 @@ describe('resolveModel (downloads)', () => {
     expect(await listFiles(cacheDir)).toEqual([]);
   });
 
-  it('should report a 404 with the URL and what to check', async () => {
+  it('should report a repository that is neither a published folder nor an upstream checkpoint', async () => {
+    // No vqa-llm.json (404): resolution then looks for an upstream checkpoint, which the hub does not know either.
     const error = await rejection(resolveModel('test-owner/missing-model', options()));
+    expect(ModelNotFoundError.isInstance(error)).toBe(true);
+    expect(error.reason).toBe('missing_repo');
+    expect(error.message).toContain('test-owner/missing-model');
+    expect(await listFiles(cacheDir)).toEqual([]);
+  });
+
+  it('should report a 404 from a published-folder URL with the URL', async () => {
+    const error = await rejection(resolveModel(`${hub.url}/test-owner/missing-model/resolve/main/`, options()));
     expect(ModelDownloadError.isInstance(error)).toBe(true);
     expect(error.reason).toBe('http_error');
     expect(error.message).toContain(`${hub.url}/test-owner/missing-model/resolve/main/vqa-llm.json`);
     expect(error.message).toContain('404');
-    expect(error.message).toContain('test-owner/missing-model');
     expect(await listFiles(cacheDir)).toEqual([]);
   });
 

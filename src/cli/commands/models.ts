@@ -5,6 +5,7 @@ import { join, resolve } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import type { Command } from 'commander';
 import sharp from 'sharp';
+import { convertCheckpoint } from '../../convert/convert-checkpoint.js';
 import { InvalidOptionError } from '../../errors/invalid-option-error.js';
 import { VqaLlmError } from '../../errors/vqa-llm-error.js';
 import { defaultModelsDir } from '../../models/defaults.js';
@@ -22,7 +23,7 @@ interface ModelsOptions {
 }
 
 export function register(program: Command): void {
-  const models = program.command('models').description('export, fetch, list and verify model folders');
+  const models = program.command('models').description('fetch, convert, export, list and verify model folders');
 
   models
     .command('export')
@@ -57,11 +58,36 @@ export function register(program: Command): void {
 
   models
     .command('fetch')
-    .description('download a published model folder (hub id owner/name[@revision] or https URL) into the cache, checking every sha256')
-    .argument('<source>', 'hub repository id or URL of a folder holding vqa-llm.json')
-    .action(async (source: string) => {
-      const folder = await resolveModel(source, { onProgress: createProgressReporter() });
+    .description(
+      'download a model into the cache: an upstream checkpoint (Salesforce/blip-image-captioning-base or -large, hfl/vle-base-for-vqa or -large-for-vqa, or a fine-tune of one) converted here with Node alone, or a published vqa-llm folder (hub id or https URL)',
+    )
+    .argument('<source>', 'hub repository id owner/name[@revision], or the URL of a folder holding vqa-llm.json')
+    .option('--keep-checkpoint', 'keep the downloaded upstream checkpoint in the cache after converting it')
+    .action(async (source: string, options: { keepCheckpoint?: boolean }) => {
+      const folder = await resolveModel(source, { onProgress: createProgressReporter(), keepCheckpoint: options.keepCheckpoint });
       process.stdout.write(`${folder}\n`);
+    });
+
+  models
+    .command('convert')
+    .description('convert an upstream BLIP or VLE checkpoint folder on disk into a model folder, with Node alone (no Python)')
+    .argument('<checkpoint>', 'folder with config.json, model.safetensors or pytorch_model.bin (or shards) and the tokenizer files')
+    .option('--out <dir>', 'output folder (default: <models dir>/<checkpoint folder name>)')
+    .option('--models <dir>', 'folder holding model folders (default: VQA_LLM_MODELS or the per-user data folder)')
+    .option('--templates <dir>', 'extra graph templates, searched before the shipped ones (made by `python models/export.py template`)')
+    .option('--overwrite', 'replace an existing output folder')
+    .action(async (checkpoint: string, options: ModelsOptions & { out?: string; templates?: string; overwrite?: boolean }) => {
+      const name = checkpoint.replace(/[\\/]+$/, '').split(/[\\/]/).pop()!;
+      const out = resolve(options.out ?? join(options.models ?? defaultModelsDir(), name));
+      const manifest = await convertCheckpoint({
+        checkpoint,
+        out,
+        templates: options.templates,
+        overwrite: options.overwrite,
+        onProgress: createProgressReporter(),
+      });
+      process.stderr.write(`Converted ${checkpoint} (${manifest.kind}) to ${out}\n`);
+      process.stdout.write(`${out}\n`);
     });
 
   models

@@ -4,7 +4,10 @@
 //   1. overload: autocannon at 4x the server's capacity (in flight + queue) for STRESS_LOAD_S (60) seconds on
 //      /v1/chat/completions: counts by status, rate, p50/p99 of accepted (200) and of refused (503) requests;
 //   2. soak: load at capacity for STRESS_SOAK_S (120) seconds, RSS sampled from /metrics every 5 s;
-//   3. SIGTERM with requests in flight and queued: how many accepted requests got no answer (must be 0).
+//   3. SIGTERM with requests in flight and queued: how many accepted requests got no answer (must be 0);
+//   4. attack mix (bench/stress-attacks.ts), three parts of STRESS_ATTACK_S (15) seconds against a fresh server with a
+//      5 s deadline: decode bombs, deep JSON, non-reading streams, unfinished bodies and a 503 flood beside ordinary
+//      clients, with the server's event-loop delay, RSS and open descriptors. STRESS_ONLY=attack runs only this.
 //
 // Run: npm run test:stress (builds, runs this, then the long fuzz), or `node dist/bench/stress.js`.
 // Writes bench/out/stress.json and prints a summary.
@@ -12,6 +15,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { startInstantLlm } from './instant-llm.js';
+import { runAttackMix, type AttackReport } from './stress-attacks.js';
 import { fileURLToPath } from 'node:url';
 import autocannon from 'autocannon';
 
@@ -21,12 +25,14 @@ const SOAK_S = Number(process.env.STRESS_SOAK_S ?? 120);
 const CONCURRENCY = Number(process.env.STRESS_MAX_CONCURRENCY ?? 2);
 const QUEUE = Number(process.env.STRESS_MAX_QUEUE ?? 8);
 const CAPACITY = CONCURRENCY + QUEUE;
+const ATTACK_S = Number(process.env.STRESS_ATTACK_S ?? 15);
+const ONLY_ATTACK = process.env.STRESS_ONLY === 'attack';
 // `none` serves without an LLM, to tell the vision side's memory from the LLM step's.
 
-async function startServe(llmBaseUrl: string): Promise<{ child: ChildProcess; url: string; stderr: () => string }> {
+async function startServe(llmBaseUrl: string, extraArgs: string[] = []): Promise<{ child: ChildProcess; url: string; stderr: () => string }> {
   const child = spawn(
     process.execPath,
-    [join(root, 'bin', 'vqa-llm.js'), 'serve', '--port', '0', '--models', join(root, 'test', 'fixtures', 'models'), '--caption-model', 'tiny-blip', '--vqa-model', 'tiny-vle', ...(process.env.STRESS_LLM === 'none' ? ['--llm', 'none'] : ['--llm', 'openai', '--llm-base-url', llmBaseUrl, '--llm-model', 'instant']), '--max-concurrency', String(CONCURRENCY), '--max-queue', String(QUEUE), '--log-level', 'warn', '--no-web'],
+    [join(root, 'bin', 'vqa-llm.js'), 'serve', '--port', '0', '--models', join(root, 'test', 'fixtures', 'models'), '--caption-model', 'tiny-blip', '--vqa-model', 'tiny-vle', ...(process.env.STRESS_LLM === 'none' ? ['--llm', 'none'] : ['--llm', 'openai', '--llm-base-url', llmBaseUrl, '--llm-model', 'instant']), '--max-concurrency', String(CONCURRENCY), '--max-queue', String(QUEUE), '--log-level', 'warn', '--no-web', ...extraArgs],
     { cwd: root, env: { ...process.env, VQA_LLM_OFFLINE: '1' }, stdio: ['ignore', 'ignore', 'pipe'] },
   );
   let stderr = '';
@@ -151,7 +157,38 @@ async function sigtermUnderLoad(url: string, child: ChildProcess, payloads: stri
   return { sent, answered200, refused503, lost: sent - answered200, exitCode: await exited };
 }
 
+async function attackPhase(): Promise<AttackReport> {
+  const llm = await startInstantLlm();
+  const { child, url } = await startServe(llm.baseUrl, ['--request-timeout', '5000']);
+  process.stderr.write(`stress: attack mix, three parts of ${ATTACK_S} s...\n`);
+  try {
+    return await runAttackMix({ url, root, seconds: ATTACK_S, ordinaryBodies: bodies(64), slowLlm: (ms) => llm.setDelay(ms) });
+  } finally {
+    child.kill('SIGKILL');
+    llm.server.close();
+  }
+}
+
+function attackLines(attack: AttackReport): string[] {
+  return [
+    `attack mix (3 x ${attack.seconds} s): ordinary ${JSON.stringify(attack.ordinary.byStatus)}, answered p50 ${attack.ordinary.p50Ms} ms, p99 ${attack.ordinary.p99Ms} ms, max ${attack.ordinary.maxMs} ms; /healthz ${attack.healthz.sent} probes, ${attack.healthz.failed} failed, max ${attack.healthz.maxMs} ms`,
+    `  attacks ${JSON.stringify(attack.attacks)}; non-reading streams ${attack.nonReadingStreams.opened} opened, ${attack.nonReadingStreams.cutByServer} cut by the server; unfinished bodies ${JSON.stringify(attack.unfinishedBodies.answered)}`,
+    ...(['hostile', 'flood', 'slowBodies'] as const).map((part) => {
+      const figures = attack.server[part];
+      return `  ${part}: event-loop delay max ${figures.eventLoopDelayMaxMs} ms (p99 max ${figures.eventLoopDelayP99MaxMs} ms), RSS max ${figures.rssMaxMiB} MiB, open fds max ${figures.openFdsMax}`;
+    }),
+    `  after: RSS ${attack.server.rssEndMiB} MiB, open fds ${attack.server.openFdsEnd}`,
+  ];
+}
+
 async function main(): Promise<void> {
+  if (ONLY_ATTACK) {
+    const attack = await attackPhase();
+    mkdirSync(join(root, 'bench', 'out'), { recursive: true });
+    writeFileSync(join(root, 'bench', 'out', 'stress-attack.json'), `${JSON.stringify(attack, null, 2)}\n`);
+    process.stdout.write(`${attackLines(attack).join('\n')}\n`);
+    return;
+  }
   const llm = await startInstantLlm();
   const { child, url } = await startServe(llm.baseUrl);
   const payloads = bodies(512);
@@ -187,8 +224,11 @@ async function main(): Promise<void> {
   const shutdown = await sigtermUnderLoad(url, child, payloads);
   llm.server.close();
 
+  const attack = ATTACK_S > 0 ? await attackPhase() : undefined;
+
   const report = {
     capacity: { inFlight: CONCURRENCY, queue: QUEUE },
+    attack,
     overload,
     soak: { ...soak, rssSamples: samples, middleThirdPeakMiB: firstHalfMax, lastThirdPeakMiB: secondHalfMax, levelsOff },
     rss: { startMiB: rssAtStart / 2 ** 20, afterOverloadMiB: rssAfterLoad / 2 ** 20, afterSoakMiB: rssAfterSoak / 2 ** 20 },
@@ -204,6 +244,7 @@ async function main(): Promise<void> {
     `soak (${soak.connections} connections, ${SOAK_S} s): ${soak.ratePerSecond.toFixed(1)} req/s, statuses ${JSON.stringify(soak.byStatus)}, accepted p99 ${soak.accepted.p99} ms`,
     `RSS: start ${report.rss.startMiB.toFixed(1)} MiB, after overload ${report.rss.afterOverloadMiB.toFixed(1)} MiB, after soak ${report.rss.afterSoakMiB.toFixed(1)} MiB; soak peak middle third ${firstHalfMax} MiB, last third ${secondHalfMax} MiB: ${levelsOff ? 'levels off' : 'STILL GROWING'}`,
     `SIGTERM: ${shutdown.sent} sent, ${shutdown.answered200} answered 200, ${shutdown.lost} lost, exit code ${shutdown.exitCode}`,
+    ...(attack ? attackLines(attack) : []),
   ];
   process.stdout.write(`${lines.join('\n')}\n`);
   const failed = unexpected.length > 0 || overload.errors > 0 || overload.timeouts > 0 || !levelsOff || shutdown.lost > 0 || shutdown.exitCode !== 0;

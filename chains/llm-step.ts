@@ -1,13 +1,13 @@
 import type { BaseChatModel } from '@langchain/core/language_models/chat_models';
 import type { BaseMessage } from '@langchain/core/messages';
-import { parsePartialJson } from '@langchain/core/output_parsers';
 import type { Runnable, RunnableConfig } from '@langchain/core/runnables';
-import { parseAnswerText, VqaAnswerSchema, type VqaAnswer } from '../prompts/vqa-answer.js';
+import { VqaAnswerSchema, type VqaAnswer } from '../prompts/vqa-answer.js';
 import { VQA_PROMPT_DELIMITERS } from '../prompts/vqa-v1.js';
 import type { CircuitBreaker } from '../src/llm/circuit-breaker.js';
 import { isRetryableLlmError, retryDelayMs, type RetryBackoff } from '../src/llm/retry-policy.js';
 import { VQA_CHAIN_DEFAULTS } from './defaults.js';
 import { classifyLlmError, LlmDeadlineError } from './fallback.js';
+import { AnswerFieldScanner, MAX_REPLY_CHARS, parseAnswerReply } from './parse-answer.js';
 import type { FallbackReason, LlmUsage, StructuredOutputMode } from './types.js';
 
 /** The step's answer or the reason to fall back; `usage` when the LLM reported token counts, either way. */
@@ -55,8 +55,13 @@ function sleep(ms: number, signal: AbortSignal): Promise<void> {
   });
 }
 
-/** The mode used when the chain's options do not say: JSON schemas where the model speaks OpenAI's API. */
+/**
+ * The mode used when the chain's options do not say: JSON schemas where the model speaks OpenAI's API, or where the
+ * model says it prefers one (`preferredStructuredOutput`: the embedded LLM constrains its reply with a grammar).
+ */
 export function defaultStructuredOutput(llm: BaseChatModel): StructuredOutputMode {
+  const preferred = (llm as { preferredStructuredOutput?: unknown }).preferredStructuredOutput;
+  if (preferred === 'json-schema' || preferred === 'json-object' || preferred === 'prompt') return preferred;
   return llm._llmType() === 'openai' ? 'json-schema' : 'prompt';
 }
 
@@ -69,12 +74,29 @@ export function describeLlm(llm: BaseChatModel): string {
 // withStructuredOutput() would send the same response_format, but it hides the raw text that the tolerant parser
 // and the streamed sentence need, and on OpenAI's non-streaming path it throws on any reply that is not pure JSON
 // (servers that ignore response_format send prose). So the request is bound here and the reply parsed below.
+// A model that constrains its reply with a grammar (it says so with preferredStructuredOutput, as the embedded LLM
+// does) also gets the lengths the answer check allows, so that even a weak model's reply is usable by construction.
+// Endpoints get the schema unchanged: not every server accepts length keywords in strict mode.
+function answerSchema(llm: BaseChatModel): object {
+  if ((llm as { preferredStructuredOutput?: unknown }).preferredStructuredOutput === undefined) return VqaAnswerSchema;
+  // A grammar counts characters (code points); the answer check counts UTF-16 units, two for a character beyond
+  // the BMP (an emoji): half the check's length fits whatever the characters.
+  const text = (checkedLength: number) => ({ type: 'string', minLength: 1, maxLength: Math.floor(checkedLength / 2) });
+  return {
+    type: 'object',
+    description: VqaAnswerSchema.description,
+    properties: { shortAnswer: text(VQA_CHAIN_DEFAULTS.maxShortAnswerLength), answer: text(VQA_CHAIN_DEFAULTS.maxAnswerLength) },
+    required: ['shortAnswer', 'answer'],
+    additionalProperties: false,
+  };
+}
+
 function withResponseFormat(llm: BaseChatModel, mode: StructuredOutputMode): Runnable<BaseMessage[], LlmChunk> {
   if (mode === 'prompt') return llm;
   const responseFormat =
     mode === 'json-object'
       ? { type: 'json_object' }
-      : { type: 'json_schema', json_schema: { name: 'vqa_answer', description: VqaAnswerSchema.description, schema: VqaAnswerSchema, strict: true } };
+      : { type: 'json_schema', json_schema: { name: 'vqa_answer', description: VqaAnswerSchema.description, schema: answerSchema(llm), strict: true } };
   return llm.withConfig({ response_format: responseFormat } as Partial<RunnableConfig>) as Runnable<BaseMessage[], LlmChunk>;
 }
 
@@ -119,14 +141,6 @@ function addUsage(total: LlmUsage | undefined, reported: LlmChunk['usage_metadat
   };
 }
 
-function partialAnswer(text: string): string | undefined {
-  const start = text.indexOf('{');
-  if (start === -1) return undefined;
-  const partial: unknown = parsePartialJson(text.slice(start));
-  const answer = typeof partial === 'object' && partial !== null ? (partial as Record<string, unknown>).answer : undefined;
-  return typeof answer === 'string' ? answer : undefined;
-}
-
 /**
  * Asks the LLM and yields the `answer` field's text as it streams in; returns the checked answer or the reason to
  * fall back. It throws only when the caller's own signal aborted: then the whole chain stops, as any Runnable does.
@@ -168,6 +182,9 @@ async function* runWithRetries(messages: BaseMessage[], options: LlmStepOptions)
   else callerSignal?.addEventListener('abort', onCallerAbort, { once: true });
   let text = '';
   let emitted = '';
+  let tooLong = false;
+  // The streamed answer is read once, character by character, never re-parsed whole (retries start from no text).
+  const scanner = new AnswerFieldScanner();
   try {
     const llm = withResponseFormat(options.llm, options.structuredOutput);
     for (let attempt = 0; ; attempt += 1) {
@@ -182,10 +199,18 @@ async function* runWithRetries(messages: BaseMessage[], options: LlmStepOptions)
         } as Partial<RunnableConfig>);
         for await (const chunk of stream) {
           usage = addUsage(usage, chunk.usage_metadata);
-          text += chunk.text ?? '';
-          const answer = partialAnswer(text);
-          // Only growth is streamed: a partial parse that rewrites earlier text is left for the final result.
-          if (answer !== undefined && answer.length > emitted.length && answer.startsWith(emitted)) {
+          const piece = chunk.text ?? '';
+          // Past the cap the reply cannot be used: stop reading it (and the endpoint) rather than buffer and parse it.
+          if (text.length + piece.length > MAX_REPLY_CHARS) {
+            tooLong = true;
+            model.abort(new Error('The LLM reply passed the size cap.'));
+            break;
+          }
+          text += piece;
+          scanner.push(piece);
+          const answer = scanner.answer;
+          // Only growth is streamed, and no more than an answer may hold: a longer one falls back anyway.
+          if (answer !== undefined && answer.length > emitted.length && emitted.length <= VQA_CHAIN_DEFAULTS.maxAnswerLength && answer.startsWith(emitted)) {
             const delta = answer.slice(emitted.length);
             emitted = answer;
             yield delta;
@@ -216,7 +241,8 @@ async function* runWithRetries(messages: BaseMessage[], options: LlmStepOptions)
   if (deadline.signal.aborted) {
     return withUsage({ ok: false, reason: classifyLlmError(deadline.signal.reason, { deadlineHit: true, receivedText: text !== '', timeoutMs: options.timeoutMs }) });
   }
-  const parsed = parseAnswerText(text);
+  if (tooLong) return withUsage({ ok: false, reason: { code: 'llm_unusable', message: `The LLM's reply passed ${MAX_REPLY_CHARS} characters; it was cut off and not used.` } });
+  const parsed = parseAnswerReply(text);
   if (!parsed.ok) return withUsage({ ok: false, reason: { code: parsed.code, message: parsed.message } });
   return withUsage(checkUsable(parsed.value));
 }

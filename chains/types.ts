@@ -165,7 +165,7 @@ export interface VqaChainOptions {
   llmCircuitBreaker?: CircuitBreaker;
   /** Worked examples put before the question; `true` uses {@link FEW_SHOT_EXAMPLES}. Default none. */
   fewShot?: boolean | readonly FewShotExample[];
-  /** Default `json-schema` for ChatOpenAI, `prompt` for other models. */
+  /** Default `json-schema` for ChatOpenAI and the embedded LLM (a grammar constrains its reply), `prompt` for other models. */
   structuredOutput?: StructuredOutputMode;
   /** Longest accepted question in characters. Default 1000. */
   maxQuestionLength?: number;

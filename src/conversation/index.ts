@@ -3,3 +3,4 @@
 export { reduceConversation, type ConversationImage, type ConversationMessage, type ConversationRole, type ConversationShape, type ReducedConversation } from './reduce-conversation.js';
 export { formatResultJson, readResultSchema, type ResultField, type ResultJsonFormat, type ResultSchemaOptions } from './result-json.js';
 export { streamCorrection } from './stream-correction.js';
+export { checkTurnText, validateHistory, type HistoryLimits } from './validate-history.js';

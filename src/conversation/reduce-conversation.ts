@@ -63,7 +63,8 @@ export function reduceConversation<Image extends ConversationImage>(messages: re
     if (message.images.length > 0 && message.role !== 'user') {
       throw new InvalidConversationError('misplaced_image', 'Only user messages may contain images.', { param: message.images[0]!.param });
     }
-    images.push(...message.images);
+    // One by one: a spread of 100k parts into push() overflows the call stack (RangeError, a 500).
+    for (const image of message.images) images.push(image);
     const text = message.text.trim();
     if (message.role === 'user') {
       if (text) pendingQuestion = text;

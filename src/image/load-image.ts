@@ -4,7 +4,9 @@ import sharp, { type Metadata, type OutputInfo } from 'sharp';
 
 import { InvalidImageError, InvalidOptionError } from '../errors/index.js';
 import type { ImageInput, ImageLimits, LoadedImage } from '../types.js';
-import { DEFAULT_FETCH_TIMEOUT_MS, DEFAULT_IMAGE_LIMITS } from './image-defaults.js';
+import { countImagePasses } from './count-image-passes.js';
+import { DEFAULT_FETCH_TIMEOUT_MS, DEFAULT_IMAGE_LIMITS, DEFAULT_STRUCTURE_LIMITS } from './image-defaults.js';
+import { trackUncancellable } from './uncancellable-work.js';
 import { readImageBytes, type ImageBytes } from './read-image-bytes.js';
 import { ACCEPTED_FORMATS, describeRefusedBytes, sniffFormat, type AcceptedFormat } from './sniff-format.js';
 
@@ -63,6 +65,7 @@ export async function decodeImageBytes(bytes: Uint8Array, source: string, option
   if (!sniffed) {
     throw new InvalidImageError('unsupported_format', `${source} is ${describeRefusedBytes(bytes)}; accepted formats are ${FORMAT_LIST}.`);
   }
+  checkPasses(bytes, sniffed, source);
   const format = await readHeader(bytes, sniffed, source, settings);
   settings.signal?.throwIfAborted();
   const decoded = await decode(bytes, source, settings.maxPixels);
@@ -132,11 +135,27 @@ function checkLoadedImage(image: LoadedImage): LoadedImage {
   return image;
 }
 
+// Before sharp: a progressive JPEG of thousands of scans or a TIFF of thousands of directories costs the decoder
+// seconds to minutes while being a small, valid file; counted from the bytes in one linear pass.
+function checkPasses(bytes: Uint8Array, format: AcceptedFormat, source: string): void {
+  const passes = countImagePasses(bytes, format, DEFAULT_STRUCTURE_LIMITS);
+  if (passes?.kind === 'jpeg-scans' && passes.count > DEFAULT_STRUCTURE_LIMITS.maxJpegScans) {
+    throw new InvalidImageError('too_many_pixels', `${source} is a JPEG of more than ${DEFAULT_STRUCTURE_LIMITS.maxJpegScans} scans, each a decoding pass over every pixel.`, {
+      hint: 'Re-encode it as a baseline or ordinary progressive JPEG.',
+    });
+  }
+  if (passes?.kind === 'tiff-directories' && passes.count > DEFAULT_STRUCTURE_LIMITS.maxTiffDirectories) {
+    throw new InvalidImageError('too_many_pixels', `${source} is a TIFF of more than ${DEFAULT_STRUCTURE_LIMITS.maxTiffDirectories} directories; only the first page is used.`, {
+      hint: 'Save the page you mean as an image of its own.',
+    });
+  }
+}
+
 async function readHeader(bytes: Uint8Array, sniffed: AcceptedFormat, source: string, limits: ResolvedOptions): Promise<AcceptedFormat> {
   let metadata: Metadata;
   try {
     // No pixel limit here: a header read decodes nothing, and our own check below reports the numbers.
-    metadata = await sharp(bytes, { limitInputPixels: false, pages: 1, failOn: 'truncated' }).metadata();
+    metadata = await trackUncancellable(sharp(bytes, { limitInputPixels: false, pages: 1, failOn: 'truncated' }).metadata());
   } catch (error) {
     throw decodeError(error, source);
   }
@@ -173,7 +192,8 @@ async function readHeader(bytes: Uint8Array, sniffed: AcceptedFormat, source: st
 async function decode(bytes: Uint8Array, source: string, maxPixels: number): Promise<{ data: Uint8Array; width: number; height: number }> {
   let result: { data: Buffer; info: OutputInfo };
   try {
-    result = await sharp(bytes, {
+    // Tracked: libvips cannot be stopped mid-decode, so a server keeps the request's slot until this ends.
+    result = await trackUncancellable(sharp(bytes, {
       // A truncated file must fail rather than come back padded with grey.
       failOn: 'truncated',
       // Again at decode time: the header above may lie about what the data holds.
@@ -189,7 +209,7 @@ async function decode(bytes: Uint8Array, source: string, maxPixels: number): Pro
       .toColourspace('srgb')
       .removeAlpha()
       .raw({ depth: 'uchar' })
-      .toBuffer({ resolveWithObject: true });
+      .toBuffer({ resolveWithObject: true }));
   } catch (error) {
     throw decodeError(error, source);
   }

@@ -124,31 +124,49 @@ export function decodeDataUrl(url: string, maxBytes: number): Uint8Array {
   return Buffer.from(text, 'base64');
 }
 
+// Hex digit values by byte, -1 for anything else: one table lookup per byte instead of a regex or a parseInt.
+const HEX = new Int8Array(256).fill(-1);
+for (let digit = 0; digit < 16; digit++) {
+  HEX['0123456789abcdef'.charCodeAt(digit)] = digit;
+  HEX['0123456789ABCDEF'.charCodeAt(digit)] = digit;
+}
+
 function estimateDecodedSize(payload: string, isBase64: boolean): number {
-  const percentEscapes = (payload.match(/%[0-9a-f]{2}/gi) ?? []).length;
-  const length = payload.length - 2 * percentEscapes;
+  let escapes = 0;
+  for (let index = 0; index + 2 < payload.length; index++) {
+    if (payload.charCodeAt(index) !== 0x25) continue;
+    const high = payload.charCodeAt(index + 1);
+    const low = payload.charCodeAt(index + 2);
+    if (high < 256 && low < 256 && HEX[high]! >= 0 && HEX[low]! >= 0) {
+      escapes++;
+      index += 2;
+    }
+  }
+  const length = payload.length - 2 * escapes;
   return isBase64 ? Math.floor((length * 3) / 4) : length;
 }
 
+// Percent-decoding in one plain pass over the UTF-8 bytes with a lookup table: a data URL of escapes costs a few times
+// its base64 form, where a parseInt per escape cost twenty times more on the event loop.
 function percentDecode(text: string): Uint8Array {
   const input = Buffer.from(text, 'utf8');
   if (!input.includes(0x25)) return input;
   const output = new Uint8Array(input.length);
   let length = 0;
-  for (let i = 0; i < input.length; i++) {
-    const byte = input[i]!;
-    if (byte === 0x25 && i + 2 < input.length && isHex(input[i + 1]!) && isHex(input[i + 2]!)) {
-      output[length++] = Number.parseInt(String.fromCharCode(input[i + 1]!, input[i + 2]!), 16);
-      i += 2;
-    } else {
-      output[length++] = byte;
+  for (let index = 0; index < input.length; index++) {
+    const byte = input[index]!;
+    if (byte === 0x25 && index + 2 < input.length) {
+      const high = HEX[input[index + 1]!]!;
+      const low = HEX[input[index + 2]!]!;
+      if (high >= 0 && low >= 0) {
+        output[length++] = (high << 4) | low;
+        index += 2;
+        continue;
+      }
     }
+    output[length++] = byte;
   }
   return output.subarray(0, length);
-}
-
-function isHex(byte: number): boolean {
-  return (byte >= 0x30 && byte <= 0x39) || (byte >= 0x41 && byte <= 0x46) || (byte >= 0x61 && byte <= 0x66);
 }
 
 function tooManyBytes(path: string, size: number, maxBytes: number): InvalidImageError {

@@ -1,5 +1,6 @@
 import { performance } from 'node:perf_hooks';
 import { decodeImageBytes, hashImageBytes, isLoadedImage, readImageInput } from '../image/load-image.js';
+import { trackUncancellable } from '../image/uncancellable-work.js';
 import type { ImageBytes } from '../image/read-image-bytes.js';
 import type { ImageInput, ImageLimits, LoadedImage, StageTimings } from '../types.js';
 import type { EmbeddingCache } from './embedding-cache.js';
@@ -55,7 +56,9 @@ export async function runCancellable<T>(executor: Executor, task: CaptionTask | 
   signal?.throwIfAborted();
   if (!signal) return executor.run<T>(task);
   const cancel = new SharedArrayBuffer(4);
-  const running = executor.run<T>({ ...task, cancel });
+  // Tracked: a graph already running in the worker finishes before the cancel flag is seen; a server holds the
+  // request's slot until then.
+  const running = trackUncancellable(executor.run<T>({ ...task, cancel }));
   return new Promise<T>((resolve, reject) => {
     const onAbort = (): void => {
       Atomics.store(new Int32Array(cancel), 0, 1);

@@ -2,7 +2,7 @@ import type { AnswerFormat } from './answer-format.js';
 import { readResponseFormat } from './answer-format.js';
 import { ApiError } from './api-error.js';
 import { imageReference, reduceRequestConversation, type Conversation, type ConversationRole, type ImageReference, type RequestMessage } from './conversation.js';
-import { isAbsent, isObject, readModel, readStream, readTopK, refuseTools, unsupportedParameter, type RequestLimits } from './request-fields.js';
+import { isAbsent, isObject, readModel, readStream, readTopK, refuseTools, turnLimits, unsupportedParameter, type RequestLimits } from './request-fields.js';
 
 /** What the pipeline needs from an OpenAI chat-completions request. */
 export interface ChatRequest extends Conversation {
@@ -117,6 +117,6 @@ export function parseChatRequest(input: unknown, limits: ChatRequestLimits): Cha
     }
     return { role: role as ConversationRole, ...readContent(message.content, `${param}.content`), param: `${param}.content` };
   });
-  const conversation = reduceRequestConversation(read, { field: 'messages', imageHint: 'an image_url part (a data URL)' });
+  const conversation = reduceRequestConversation(read, { field: 'messages', imageHint: 'an image_url part (a data URL)' }, turnLimits(limits));
   return { model, stream, includeUsage: stream && includeUsage, format, ...conversation, ...(topK !== undefined ? { topK } : {}) };
 }

@@ -1,6 +1,9 @@
 import sharp, { type Metadata } from 'sharp';
 import { InvalidImageError } from '../errors/index.js';
+import { countImagePasses } from '../image/count-image-passes.js';
+import { SERVER_DEFAULTS } from './server-defaults.js';
 import { describeRefusedBytes, sniffFormat } from '../image/sniff-format.js';
+import { trackUncancellable } from '../image/uncancellable-work.js';
 
 // The buffer loaders of the accepted formats; images reach sharp only as buffers (files are read into bytes first).
 const NEEDED_LOADERS = ['VipsForeignLoadJpegBuffer', 'VipsForeignLoadPngBuffer', 'VipsForeignLoadWebpBuffer', 'VipsForeignLoadNsgifBuffer', 'VipsForeignLoadTiffBuffer', 'VipsForeignLoadHeifBuffer'];
@@ -25,27 +28,40 @@ export interface ImageHeaderLimits {
   maxPixels: number;
   maxAspectRatio: number;
   maxFrames: number;
+  /** Scans of a progressive JPEG. Default 100 (the server's default). */
+  maxJpegScans?: number;
 }
 
 /**
  * Checks an uploaded image from its magic bytes and header only (no pixel is decoded), so that a pixel bomb, a
  * banner of 12000x2, a 5000-frame GIF or a PDF is refused before the request takes a slot in the queue. The vision
  * models' `loadImage` checks again when it decodes, with the header compared against what the data holds.
+ * A JPEG's scans and a TIFF's directories are counted from the bytes first, in one linear pass, so that neither
+ * sharp's header read (which walks every TIFF directory) nor the decode (one pass per scan) ever sees thousands.
  *
- * @throws {InvalidImageError} `empty`, `unsupported_format`, `truncated`, `too_many_pixels`, `aspect_ratio`, `too_many_channels`.
+ * @throws {InvalidImageError} `empty`, `unsupported_format`, `truncated`, `too_many_pixels` (pixels, frames, scans or
+ *   directories), `aspect_ratio`, `too_many_channels`.
  *
  * @example
  * ```ts
- * await checkImageHeader(bytes, { maxPixels: 40_000_000, maxAspectRatio: 32, maxFrames: 1000 });
+ * await checkImageHeader(bytes, { maxPixels: 40_000_000, maxAspectRatio: 32, maxFrames: 1000, maxJpegScans: 100 });
  * ```
  */
 export async function checkImageHeader(bytes: Uint8Array, limits: ImageHeaderLimits): Promise<void> {
   if (bytes.byteLength === 0) throw new InvalidImageError('empty', 'The image holds zero bytes.');
   const format = sniffFormat(bytes);
   if (!format) throw new InvalidImageError('unsupported_format', `The image is ${describeRefusedBytes(bytes)}; accepted formats are JPEG, PNG, WebP, GIF, TIFF, HEIF/AVIF.`);
+  const maxJpegScans = limits.maxJpegScans ?? SERVER_DEFAULTS.maxJpegScans;
+  const passes = countImagePasses(bytes, format, { maxJpegScans, maxTiffDirectories: limits.maxFrames });
+  if (passes?.kind === 'jpeg-scans' && passes.count > maxJpegScans) {
+    throw new InvalidImageError('too_many_pixels', `The JPEG has more than ${maxJpegScans} scans, each a decoding pass over every pixel; re-encode it as a baseline or ordinary progressive JPEG.`);
+  }
+  if (passes?.kind === 'tiff-directories' && passes.count > limits.maxFrames) {
+    throw new InvalidImageError('too_many_pixels', `The TIFF has more than ${limits.maxFrames} pages (directories), above the server's limit; only the first would be used.`);
+  }
   let metadata: Metadata;
   try {
-    metadata = await sharp(bytes, { limitInputPixels: false, pages: 1 }).metadata();
+    metadata = await trackUncancellable(sharp(bytes, { limitInputPixels: false, pages: 1 }).metadata());
   } catch (error) {
     // libvips refuses some band counts itself while reading the header; say so rather than "damaged".
     if (/channel limit/i.test(String((error as Error)?.message))) {

@@ -1,11 +1,21 @@
 // Checks of the request fields that the chat-completions and Responses bodies have in common.
 import { isAbsent, isObject } from '../conversation/result-json.js';
 import { ApiError } from './api-error.js';
+import { SERVER_DEFAULTS } from './server-defaults.js';
 
 export interface RequestLimits {
   modelName: string;
   maxMessages: number;
   maxTopK: number;
+  /** Longest user text of any turn. Default 1000. */
+  maxQuestionLength?: number;
+  /** Longest assistant text of any turn. Default 4000. */
+  maxAnswerTurnLength?: number;
+}
+
+/** The limits on every turn's text, defaults filled in. */
+export function turnLimits(limits: RequestLimits): { maxQuestionLength: number; maxAnswerTurnLength: number } {
+  return { maxQuestionLength: limits.maxQuestionLength ?? SERVER_DEFAULTS.maxQuestionLength, maxAnswerTurnLength: limits.maxAnswerTurnLength ?? SERVER_DEFAULTS.maxAnswerTurnLength };
 }
 
 export { isAbsent, isObject };

@@ -1,7 +1,7 @@
 import { readTextFormat, type AnswerFormat } from './answer-format.js';
 import { ApiError } from './api-error.js';
 import { imageReference, reduceRequestConversation, type Conversation, type ConversationRole, type ImageReference, type RequestMessage } from './conversation.js';
-import { isAbsent, isObject, readModel, readStream, readTopK, refuseTools, unsupportedParameter, type RequestLimits } from './request-fields.js';
+import { isAbsent, isObject, readModel, readStream, readTopK, refuseTools, turnLimits, unsupportedParameter, type RequestLimits } from './request-fields.js';
 
 /** What the pipeline needs from an OpenAI Responses API request (`POST /v1/responses`). */
 export interface ResponsesRequest extends Conversation {
@@ -121,7 +121,7 @@ export function parseResponsesRequest(input: unknown, limits: RequestLimits): Re
   } else {
     throw new ApiError(400, 'invalid_value', '`input` must be a string or a non-empty array of messages.', { param: 'input' });
   }
-  const conversation = reduceRequestConversation(messages, { field: 'input', imageHint: 'an input_image part (image_url: a data URL)' });
+  const conversation = reduceRequestConversation(messages, { field: 'input', imageHint: 'an input_image part (image_url: a data URL)' }, turnLimits(limits));
   return {
     model,
     stream,

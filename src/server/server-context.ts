@@ -29,6 +29,16 @@ export interface ResolvedServerSettings {
   maxImagePixels: number;
   maxImageAspectRatio: number;
   maxImageFrames: number;
+  maxJpegScans: number;
+  maxJsonDepth: number;
+  maxAnswerTurnLength: number;
+  maxConnections: number;
+  /** Empty: no key needed. */
+  apiKeys: readonly string[];
+  /** Host names (lower case, no port) a request's Host may name; undefined: any, or the loopback names on loopback. */
+  allowedHosts?: readonly string[];
+  /** Origins allowed to call from a browser (CORS); empty: none. */
+  corsOrigins: readonly string[];
   web: boolean;
 }
 
@@ -38,10 +48,22 @@ export interface ServerContext {
   vision: VisionModels;
   metrics: ServerMetrics;
   queue: RequestQueue;
+  /** Slots for the header checks that run before a request is queued. */
+  headerChecks: RequestQueue;
   readiness: ReadinessProbe;
   settings: ResolvedServerSettings;
   llmName: string | null;
   breaker?: CircuitBreaker;
+  /**
+   * One entry per request whose scope is open: it stops the request with a 503 and resolves when its response has
+   * closed. Used at the end of the shutdown grace period.
+   */
+  inFlight: Set<() => Promise<void>>;
+}
+
+/** The 503 of a server that is draining or whose grace period ended. */
+export function shuttingDown(settings: ResolvedServerSettings, cause?: unknown): ApiError {
+  return new ApiError(503, 'shutting_down', 'The server is shutting down; retry against another instance.', { retryAfterSeconds: settings.retryAfterSeconds, cause });
 }
 
 /** The 503 of a full queue: every slot busy, the waiting line full. */

@@ -51,6 +51,16 @@ export const SERVER_DEFAULTS = {
   maxImageAspectRatio: 32,
   /** Frames of an animation or pages of a TIFF; only the first is decoded, but a container of millions is refused. */
   maxImageFrames: 1000,
+  /** Progressive JPEG scans counted from the bytes before a slot is taken: each costs a pass over every pixel. */
+  maxJpegScans: 100,
+  /** Deepest nesting of a JSON body; requests need about a dozen levels, and JSON.parse of millions stalls the loop. */
+  maxJsonDepth: 64,
+  /** Longest assistant turn of a conversation's history in characters (questions have maxQuestionLength). */
+  maxAnswerTurnLength: 4000,
+  /** Open connections at once; more are refused by the socket server (each holds a descriptor and a body buffer). */
+  maxConnections: 512,
+  /** Host names accepted when bound to a loopback address and no allow-list is given (DNS rebinding). */
+  loopbackHosts: ['localhost', '127.0.0.1', '[::1]'],
   /** Consecutive LLM failures that open the circuit, and how long it stays open before one probe call. */
   llmFailureThreshold: 5,
   llmCircuitResetMs: 30_000,

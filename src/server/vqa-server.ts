@@ -22,7 +22,9 @@ import { registerChatCompletionsRoute } from './routes/chat-completions.js';
 import { registerOperationsRoutes } from './routes/operations.js';
 import { registerResponsesRoute } from './routes/responses.js';
 import { registerVqaRoute } from './routes/vqa.js';
-import { serverBusy, type ResolvedServerSettings, type ServerContext } from './server-context.js';
+import { serverBusy, shuttingDown, type ResolvedServerSettings, type ServerContext } from './server-context.js';
+import { registerAccessControl } from './access-control.js';
+import { registerJsonBodyParser } from './json-body.js';
 import { SERVER_DEFAULTS } from './server-defaults.js';
 
 export interface VqaServerOptions {
@@ -79,6 +81,26 @@ export interface VqaServerOptions {
    * decides. `false` turns it off.
    */
   llmCircuitBreaker?: Pick<CircuitBreakerOptions, 'failureThreshold' | 'resetTimeoutMs'> | false;
+  /** Progressive JPEG scans an image may hold, counted from the bytes before the request is queued. Default 100. */
+  maxJpegScans?: number;
+  /** Deepest nesting of objects and arrays in a JSON body. Default 64. */
+  maxJsonDepth?: number;
+  /** Longest assistant turn of a conversation's history, in characters; earlier questions have `maxQuestionLength`. Default 4000. */
+  maxAnswerTurnLength?: number;
+  /** Open connections at once; more are closed on arrival. Default 512. */
+  maxConnections?: number;
+  /**
+   * API keys: when any is set, every route but `/healthz` and `/readyz` needs `Authorization: Bearer <key>`
+   * (compared in constant time). Default none.
+   */
+  apiKeys?: readonly string[];
+  /**
+   * Host names (with or without port) a request's `Host` header may name; anything else is 403; `*` accepts any.
+   * Default: when bound to a loopback address, `localhost`, `127.0.0.1` and `[::1]` only (DNS rebinding); otherwise any.
+   */
+  allowedHosts?: readonly string[];
+  /** Origins allowed to call from a browser page (CORS), or `*`. Default none: CORS is off and cross-site posts are refused. */
+  corsOrigins?: readonly string[];
   /** Serve the demo page at `/`. Default true. */
   web?: boolean;
   /** Structured JSON logs (pino): `false` for none; `stream` to send them elsewhere than stdout. Default `{ level: 'info' }`. */
@@ -93,6 +115,16 @@ export { serverBusy, type ResolvedServerSettings, type ServerContext };
 function positiveInteger(name: string, value: number, minimum = 1): number {
   if (!Number.isInteger(value) || value < minimum) throw new InvalidOptionError('invalid_value', `${name} must be an integer of at least ${minimum}, got ${String(value)}.`);
   return value;
+}
+
+function stringList(name: string, values: readonly string[] | undefined, pattern: RegExp, what: string): readonly string[] {
+  if (values === undefined) return [];
+  if (!Array.isArray(values)) throw new InvalidOptionError('invalid_value', `${name} must be an array of strings.`);
+  for (const value of values) {
+    // Never echo a key: say which entry is wrong, not what it holds.
+    if (typeof value !== 'string' || !pattern.test(value)) throw new InvalidOptionError('invalid_value', `${name}[${values.indexOf(value)}] is not valid: ${name} must be ${what}.`);
+  }
+  return [...values];
 }
 
 function resolveSettings(options: VqaServerOptions): ResolvedServerSettings {
@@ -119,9 +151,19 @@ function resolveSettings(options: VqaServerOptions): ResolvedServerSettings {
     maxImagePixels: positiveInteger('maxImagePixels', options.maxImagePixels ?? SERVER_DEFAULTS.maxImagePixels),
     maxImageAspectRatio: positiveInteger('maxImageAspectRatio', options.maxImageAspectRatio ?? SERVER_DEFAULTS.maxImageAspectRatio),
     maxImageFrames: positiveInteger('maxImageFrames', options.maxImageFrames ?? SERVER_DEFAULTS.maxImageFrames),
+    maxJpegScans: positiveInteger('maxJpegScans', options.maxJpegScans ?? SERVER_DEFAULTS.maxJpegScans),
+    maxJsonDepth: positiveInteger('maxJsonDepth', options.maxJsonDepth ?? SERVER_DEFAULTS.maxJsonDepth),
+    maxAnswerTurnLength: positiveInteger('maxAnswerTurnLength', options.maxAnswerTurnLength ?? SERVER_DEFAULTS.maxAnswerTurnLength),
+    maxConnections: positiveInteger('maxConnections', options.maxConnections ?? SERVER_DEFAULTS.maxConnections),
+    apiKeys: stringList('apiKeys', options.apiKeys, /^[\x21-\x7e]{16,256}$/, 'printable ASCII without spaces, 16-256 characters'),
+    ...(options.allowedHosts ? { allowedHosts: stringList('allowedHosts', options.allowedHosts, /^(\*|(\[[0-9a-f:.]+\]|[a-z0-9.-]+)(:\d+)?)$/i, 'host names or addresses, optionally with a port, or *') } : {}),
+    corsOrigins: stringList('corsOrigins', options.corsOrigins, /^(\*|https?:\/\/[^/\s]+)$/i, 'origins such as https://app.example.com, or *'),
     web: options.web ?? SERVER_DEFAULTS.web,
   };
 }
+
+/** How long closing waits for model work still running before it disposes the models anyway. */
+const CLOSE_WORK_WAIT_MS = 10_000;
 
 /** The routes that run the models: refused at capacity or while draining before their body is read. */
 const MODEL_ROUTES = new Set(['/v1/chat/completions', '/v1/responses', '/v1/vqa']);
@@ -160,7 +202,22 @@ export async function createVqaServer(options: VqaServerOptions): Promise<Fastif
   if (breaker) metrics.observeCircuit('closed', { initial: true });
   const chain = createVqaChain({ ...options.chainOptions, vision: options.vision, llm: options.llm, ...(breaker ? { llmCircuitBreaker: breaker } : {}) });
   const llmName = chain.options.llm === 'none' ? null : ((chain.options.llm as { model?: string }).model ?? chain.options.llm.getName());
-  const context: ServerContext = { chain, vision: options.vision, metrics, queue, readiness: createReadinessProbe(options.vision), settings, llmName, ...(breaker ? { breaker } : {}) };
+  // Header checks run before a request takes a slot, but decode work of their own (sharp reads every TIFF directory,
+  // every JPEG marker): they get as many slots of their own as the models, so that a flood of them cannot fill the
+  // decoder's thread pool ahead of admitted work.
+  const headerChecks = createRequestQueue({ concurrency: settings.maxConcurrency, maxWaiting: settings.maxConcurrency + settings.maxQueue });
+  const context: ServerContext = {
+    chain,
+    vision: options.vision,
+    metrics,
+    queue,
+    headerChecks,
+    readiness: createReadinessProbe(options.vision),
+    settings,
+    llmName,
+    inFlight: new Set(),
+    ...(breaker ? { breaker } : {}),
+  };
 
   const loggerOptions = options.logger === false ? false : { level: options.logger?.level ?? SERVER_DEFAULTS.logLevel, ...(options.logger?.stream ? { stream: options.logger.stream } : {}), serializers: { req: serializeRequest } };
   const app = Fastify({
@@ -182,15 +239,19 @@ export async function createVqaServer(options: VqaServerOptions): Promise<Fastif
     return503OnClosing: true,
   });
 
+  app.server.maxConnections = settings.maxConnections;
   // JSON and multipart only: a text/plain body would otherwise reach the routes as a string.
   app.removeContentTypeParser('text/plain');
+  registerJsonBodyParser(app, { maxDepth: settings.maxJsonDepth });
   await app.register(fastifyMultipart, {
     limits: { fileSize: settings.maxImageBytes, files: 1, fields: 10, fieldSize: 64 * 1024, parts: 20, headerPairs: 100 },
   });
 
   app.setErrorHandler((error, request, reply) => {
     const apiError = toApiError(error);
-    if (apiError.status >= 500) request.log.error({ err: error }, 'request failed');
+    // A 503 (busy, draining) or 504 is the server doing its job under load: one short line each, never a stack,
+    // so that a flood of refusals does not become a flood of logs.
+    if (apiError.status >= 500 && apiError.status !== 503 && apiError.status !== 504) request.log.error({ err: error }, 'request failed');
     // Our messages describe the input without quoting it; the original (framework) error may quote the body.
     else request.log.info({ code: apiError.code, status: apiError.status }, apiError.message);
     if (apiError.status < 500 || apiError.status === 503) metrics.observeReject(apiError.code);
@@ -205,12 +266,29 @@ export async function createVqaServer(options: VqaServerOptions): Promise<Fastif
   app.addHook('onResponse', async (request, reply) => {
     metrics.observeRequest({ method: request.method, route: request.routeOptions.url ?? 'unmatched', status: reply.statusCode }, reply.elapsedTime / 1000);
   });
-  if (options.disposeVision) app.addHook('onClose', async () => options.vision.dispose());
-  // Refused before the body is read: at capacity a 20 MB upload costs the server nothing but this answer.
-  app.addHook('onRequest', async (request) => {
-    if (request.method !== 'POST' || !MODEL_ROUTES.has(request.url.split('?')[0]!)) return;
-    if (context.readiness.draining) throw new ApiError(503, 'shutting_down', 'The server is shutting down; retry against another instance.', { retryAfterSeconds: settings.retryAfterSeconds });
-    if (queue.full) throw serverBusy(settings);
+  if (options.disposeVision) app.addHook('onClose', async () => {
+    // Disposing ends the models' worker threads, and a thread ended in the middle of an inference takes the process
+    // down (onnxruntime's native error): the startup probe and the work still holding slots (a decode or graph past
+    // its request's deadline) finish first, for at most CLOSE_WORK_WAIT_MS.
+    const giveUpAt = Date.now() + CLOSE_WORK_WAIT_MS;
+    await Promise.race([context.readiness.settled(), new Promise((resolve) => setTimeout(resolve, CLOSE_WORK_WAIT_MS).unref())]);
+    while (queue.state.running > 0 && Date.now() < giveUpAt) await new Promise((resolve) => setTimeout(resolve, 20));
+    await options.vision.dispose();
+  });
+  registerAccessControl(app, settings);
+  // Refused before the body is read: at capacity a 20 MB upload costs the server nothing but this answer. The route
+  // is the one the router matched (percent-encoding, `#`, `//` and the like already resolved), not the raw URL. A
+  // request counts from here, while its body arrives, until its response closes: bodies being read are bounded too.
+  let admitted = 0;
+  const admissionLimit = settings.maxConcurrency + settings.maxQueue;
+  app.addHook('onRequest', async (request, reply) => {
+    if (request.method !== 'POST' || !MODEL_ROUTES.has(request.routeOptions.url ?? '')) return;
+    if (context.readiness.draining) throw shuttingDown(settings);
+    if (admitted >= admissionLimit || queue.full) throw serverBusy(settings);
+    admitted += 1;
+    reply.raw.once('close', () => {
+      admitted -= 1;
+    });
   });
 
   registerChatCompletionsRoute(app, context);
@@ -225,6 +303,9 @@ export async function createVqaServer(options: VqaServerOptions): Promise<Fastif
   app.decorate('vqaContext', context);
   return app;
 }
+
+/** How long the 503s sent at the end of the grace period may take to reach their clients before connections are cut. */
+const SHUTDOWN_FLUSH_MS = 2_000;
 
 export interface RunningVqaServer {
   app: FastifyInstance;
@@ -259,7 +340,12 @@ export async function shutdownVqaServer(app: FastifyInstance, options: { graceMs
   const drained = await Promise.race([closed, grace]);
   clearTimeout(timer);
   if (!drained) {
-    // Past the grace period: cut what is still open so that close() can finish and the process can exit.
+    // Past the grace period: every request still waiting or running is stopped and answered 503 (retry elsewhere),
+    // then what is still open is cut so that close() can finish and the process can exit.
+    const stopped = [...context.inFlight].map((stop) => stop());
+    let flushTimer: NodeJS.Timeout | undefined;
+    await Promise.race([Promise.all(stopped), new Promise((resolve) => (flushTimer = setTimeout(resolve, SHUTDOWN_FLUSH_MS)))]);
+    clearTimeout(flushTimer);
     app.server.closeAllConnections();
     await closed;
   }

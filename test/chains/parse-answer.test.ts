@@ -1,11 +1,11 @@
 import { describe, expect, it } from 'vitest';
-import { parseAnswerText } from '../../dist/prompts/vqa-answer.js';
+import { parseAnswerReply } from '../../dist/chains/parse-answer.js';
 import { matchCandidate, normalizeAnswer } from '../../dist/chains/match-candidate.js';
 import { fallbackAnswer } from '../../dist/chains/fallback.js';
 
 const value = { shortAnswer: '2', answer: 'There are two people.' };
 
-describe('parseAnswerText', () => {
+describe('parseAnswerReply', () => {
   it.each([
     ['bare JSON', JSON.stringify(value)],
     ['a code fence', `\`\`\`json\n${JSON.stringify(value)}\n\`\`\``],
@@ -14,11 +14,11 @@ describe('parseAnswerText', () => {
     ['braces inside strings', '{"shortAnswer": "2", "answer": "There are two people."} and {not json}'],
     ['a wrapper object', `{"result": ${JSON.stringify(value)}}`],
   ])('should read %s', (_name, text) => {
-    expect(parseAnswerText(text)).toEqual({ ok: true, value });
+    expect(parseAnswerReply(text)).toEqual({ ok: true, value });
   });
 
   it('should keep braces that are inside JSON strings', () => {
-    expect(parseAnswerText('{"shortAnswer": "{x}", "answer": "It says {x}."}')).toEqual({ ok: true, value: { shortAnswer: '{x}', answer: 'It says {x}.' } });
+    expect(parseAnswerReply('{"shortAnswer": "{x}", "answer": "It says {x}."}')).toEqual({ ok: true, value: { shortAnswer: '{x}', answer: 'It says {x}.' } });
   });
 
   it.each([
@@ -29,7 +29,7 @@ describe('parseAnswerText', () => {
     ['{"shortAnswer": "2", "answer": "Two', 'llm_malformed'],
     ['[1, 2]', 'llm_malformed'],
   ])('should refuse %j as %s', (text, code) => {
-    expect(parseAnswerText(text)).toMatchObject({ ok: false, code });
+    expect(parseAnswerReply(text)).toMatchObject({ ok: false, code });
   });
 });
 

@@ -55,14 +55,21 @@ describe('readiness and graceful shutdown', () => {
     expect(await shutdown).toEqual({ drained: true });
   });
 
-  it('should cut requests still running when the grace period ends', async () => {
+  it('should answer 503 shutting_down to requests still running or queued when the grace period ends', async () => {
     const vision = new GatedVision();
-    server = await startVqaServer({ vision, llm: 'none', logger: false, web: false, host: '127.0.0.1', port: 0 });
+    server = await startVqaServer({ vision, llm: 'none', logger: false, web: false, host: '127.0.0.1', port: 0, maxConcurrency: 1 });
     const context = contextOf(server);
-    const stuck = postJson(`${server.url}/v1/chat/completions`, chatBody(toDataUrl(await pngBytes()))).catch((error: unknown) => error);
+    const body = chatBody(toDataUrl(await pngBytes()));
+    const running = postJson(`${server.url}/v1/chat/completions`, body);
     await until(() => context.queue.state.running === 1);
+    const queued = postJson(`${server.url}/v1/chat/completions`, { ...body, stream: true });
+    await until(() => context.queue.state.waiting === 1);
     expect(await server.shutdown({ graceMs: 200 })).toEqual({ drained: false });
-    expect(await stuck).toBeInstanceOf(Error);
+    for (const response of await Promise.all([running, queued])) {
+      expect(response.status).toBe(503);
+      expect(response.body.error.code).toBe('shutting_down');
+      expect(response.headers.get('retry-after')).toBe('1');
+    }
   });
 });
 
@@ -109,6 +116,12 @@ describe('vqa-llm serve under load, on SIGTERM', () => {
       await until(async () => (await accepted()) === 12);
       const exited = new Promise<number | null>((resolve) => child.once('exit', resolve));
       child.kill('SIGTERM');
+      // Signals during the drain are logged and ignored: they neither kill the process nor drop accepted requests.
+      await until(() => stderr.includes('SIGTERM, draining'));
+      child.kill('SIGTERM');
+      child.kill('SIGINT');
+      child.kill('SIGHUP');
+      await until(() => (stderr.match(/ again, still draining/g) ?? []).length === 3);
       const results = await Promise.all(requests);
       expect(results.map((result) => result.status)).toEqual(new Array(12).fill(200));
       expect(results.every((result) => (result.body as { vqa_llm?: { source?: string } }).vqa_llm?.source === 'llm')).toBe(true);

@@ -5,10 +5,10 @@ import type { VqaInput, VqaResult, VqaStreamChunk } from '../../../chains/types.
 import { validateQuestion } from '../../question.js';
 import { toApiError } from '../api-error.js';
 import type { Conversation } from '../conversation.js';
-import { checkImageHeader } from '../image-guard.js';
 import { readImageSource } from '../image-source.js';
+import { runWithUncancellableWork } from '../../image/uncancellable-work.js';
 import type { ServerContext } from '../server-context.js';
-import { acquireSlot, requestScope, workError, type RequestScope } from './request-scope.js';
+import { acquireSlot, checkImage, requestScope, workError, type RequestScope } from './request-scope.js';
 
 /** The extra field that carries the pipeline's full result; standard clients ignore fields they do not know. */
 export const RESULT_FIELD = 'vqa_llm';
@@ -38,10 +38,10 @@ export async function prepareAnswerCall(
   let image: Uint8Array;
   try {
     image = await readImageSource(request.imageUrl, { ...settings, signal: scope.signal, param: request.imageParam });
-    await checkImageHeader(image, { maxPixels: settings.maxImagePixels, maxAspectRatio: settings.maxImageAspectRatio, maxFrames: settings.maxImageFrames });
   } catch (error) {
     throw toApiError(error, request.imageParam);
   }
+  await checkImage(context, scope, image, request.imageParam);
   const input: VqaInput = { image, question: request.question, history: request.history, ...(request.topK ? { topK: request.topK } : {}) };
   return { input, scope, imageParam: request.imageParam, imageBytes: image.byteLength, log };
 }
@@ -62,17 +62,41 @@ function observe(context: ServerContext, call: AnswerCall, result: VqaResult): v
   );
 }
 
+/** How long a stream stopped by its deadline (or the server's shutdown) may take to send its last event. */
+const STREAM_END_GRACE_MS = 1_000;
+
+/**
+ * A stream's deadline ends the response whatever the client does: the slot is freed at once (the signal has stopped
+ * the work), and a client that stopped reading, so that the closing error event cannot reach it, is cut off shortly
+ * after instead of holding the connection until it hangs up.
+ */
+function endStreamWhenStopped(scope: AnswerCall['scope'], reply: FastifyReply, done: () => void): void {
+  const stop = (): void => {
+    done();
+    if (reply.raw.writableEnded) return;
+    const timer = setTimeout(() => reply.raw.destroy(), STREAM_END_GRACE_MS);
+    reply.raw.once('close', () => clearTimeout(timer));
+  };
+  const onAbort = (): void => {
+    if (scope.deadline.aborted || scope.shutdown.aborted) stop();
+  };
+  scope.signal.addEventListener('abort', onAbort, { once: true });
+  reply.raw.once('close', () => scope.signal.removeEventListener('abort', onAbort));
+}
+
 /** Waits for a slot and answers whole. */
 export async function answerWhole(context: ServerContext, call: AnswerCall): Promise<VqaResult> {
   const done = await acquireSlot(context, call.scope);
+  const { result, work } = runWithUncancellableWork(() => context.chain.invoke(call.input, { signal: call.scope.signal }));
   try {
-    const result = await context.chain.invoke(call.input, { signal: call.scope.signal });
-    observe(context, call, result);
-    return result;
+    const answered = await result;
+    observe(context, call, answered);
+    return answered;
   } catch (error) {
     throw workError(error, context, call.scope, call.imageParam);
   } finally {
-    done();
+    // The answer (or the 504) goes out now; the slot stays taken until a decode the deadline could not stop ends.
+    void work.settled().then(done);
   }
 }
 
@@ -82,20 +106,32 @@ export async function answerWhole(context: ServerContext, call: AnswerCall): Pro
  * the response closes, whichever comes first.
  */
 export async function answerStream(context: ServerContext, call: AnswerCall, reply: FastifyReply): Promise<AsyncGenerator<VqaStreamChunk>> {
-  const done = await acquireSlot(context, call.scope);
-  // A generator that is never started skips its `finally`; the response's end releases the slot in any case.
-  reply.raw.once('close', done);
+  const acquired = await acquireSlot(context, call.scope);
   let iterator: AsyncIterator<VqaStreamChunk> | undefined;
   let first: IteratorResult<VqaStreamChunk>;
-  try {
+  // The vision work (decode, graphs) runs before the first chunk: the slot is held until what it started has ended.
+  const { result, work } = runWithUncancellableWork(async () => {
     iterator = (await context.chain.stream(call.input, { signal: call.scope.signal }))[Symbol.asyncIterator]();
-    first = await iterator.next();
+    return iterator.next();
+  });
+  let released = false;
+  const done = (): void => {
+    if (released) return;
+    released = true;
+    void work.settled().then(acquired);
+  };
+  // A generator that is never started skips its `finally`; the response's end releases the slot in any case.
+  reply.raw.once('close', done);
+  endStreamWhenStopped(call.scope, reply, done);
+  try {
+    first = await result;
   } catch (error) {
     done();
     await iterator?.return?.().catch(() => undefined);
     throw workError(error, context, call.scope, call.imageParam);
   }
-  const started = iterator;
+  // Set whenever the first chunk arrived: the stream was created before it.
+  const started = iterator as AsyncIterator<VqaStreamChunk>;
   return (async function* chunks(): AsyncGenerator<VqaStreamChunk> {
     try {
       for (let step = first; !step.done; step = await started.next()) {

@@ -65,8 +65,9 @@ async function* sseEvents(ids: CompletionIds, request: ChatRequest, chunks: Asyn
     yield 'data: [DONE]\n\n';
   } catch (error) {
     // A client that hung up reads nothing more; one whose deadline passed is told why its stream ends.
-    if (scope.signal.aborted && !scope.deadline.aborted) return;
-    log.error({ err: error }, 'stream failed after it started');
+    if (scope.signal.aborted && !scope.deadline.aborted && !scope.shutdown.aborted) return;
+    if (scope.signal.aborted) log.warn({ reason: scope.shutdown.aborted ? 'shutting_down' : 'deadline_exceeded' }, 'stream stopped');
+    else log.error({ err: error }, 'stream failed after it started');
     // Headers are gone already; OpenAI's clients raise an `error` event as an APIError.
     yield event(toApiError(error).toBody() as unknown as Record<string, unknown>);
   }

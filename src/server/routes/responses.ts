@@ -102,8 +102,9 @@ async function* responseEvents(ids: ResponseIds, request: ResponsesRequest, chun
     }
   } catch (error) {
     // A client that hung up reads nothing more; one whose deadline passed is told why its stream ends.
-    if (scope.signal.aborted && !scope.deadline.aborted) return;
-    log.error({ err: error }, 'stream failed after it started');
+    if (scope.signal.aborted && !scope.deadline.aborted && !scope.shutdown.aborted) return;
+    if (scope.signal.aborted) log.warn({ reason: scope.shutdown.aborted ? 'shutting_down' : 'deadline_exceeded' }, 'stream stopped');
+    else log.error({ err: error }, 'stream failed after it started');
     const apiError = toApiError(error);
     yield event('error', { code: apiError.code, message: apiError.message, param: apiError.param });
     yield event('response.failed', { response: responseObject(ids, request, { status: 'failed', error: { code: apiError.code, message: apiError.message } }) });

@@ -1,11 +1,12 @@
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import type { VqaInput } from '../../../chains/types.js';
 import { validateQuestion } from '../../question.js';
+import { validateHistory } from '../../conversation/index.js';
+import { runWithUncancellableWork } from '../../image/uncancellable-work.js';
 import { ApiError, toApiError } from '../api-error.js';
-import { checkImageHeader } from '../image-guard.js';
 import { readImageSource } from '../image-source.js';
 import type { ServerContext } from '../server-context.js';
-import { acquireSlot, requestScope, workError } from './request-scope.js';
+import { acquireSlot, checkImage, requestScope, workError } from './request-scope.js';
 
 interface VqaFields {
   image?: Uint8Array;
@@ -61,6 +62,15 @@ async function readJson(request: FastifyRequest, context: ServerContext, signal:
   return { image: bytes, imageParam: 'image', question, topK: topKSnake ?? topK, history };
 }
 
+function toHistory(value: unknown, context: ServerContext): NonNullable<VqaInput['history']> {
+  const { settings } = context;
+  try {
+    return validateHistory(value, { maxQuestionLength: settings.maxQuestionLength, maxAnswerLength: settings.maxAnswerTurnLength, maxTurns: settings.maxMessages });
+  } catch (error) {
+    throw toApiError(error, 'history');
+  }
+}
+
 export function registerVqaRoute(app: FastifyInstance, context: ServerContext): void {
   app.post('/v1/vqa', async (request, reply) => {
     const scope = requestScope(reply, context);
@@ -69,7 +79,11 @@ export function registerVqaRoute(app: FastifyInstance, context: ServerContext): 
     try {
       fields = request.isMultipart() ? await readMultipart(request) : await readJson(request, context, signal);
     } catch (error) {
-      throw toApiError(error, 'image');
+      const apiError = toApiError(error, 'image');
+      // The multipart parser's own errors (no boundary, a body that ends mid-part, broken part headers) are plain
+      // Errors: they describe the client's body, not a server fault.
+      if (apiError.status >= 500 && request.isMultipart()) throw new ApiError(400, 'invalid_multipart', 'The multipart/form-data body is malformed or ends before its closing boundary.', { cause: error });
+      throw apiError;
     }
     if (!fields.image) throw new ApiError(400, 'missing_image', 'The request has no image; upload it in the multipart field "image".', { param: 'image' });
     if (fields.question === undefined || fields.question === null || (typeof fields.question === 'string' && fields.question.trim() === '')) {
@@ -78,29 +92,28 @@ export function registerVqaRoute(app: FastifyInstance, context: ServerContext): 
     if (typeof fields.question !== 'string') throw new ApiError(400, 'invalid_value', '`question` must be a string.', { param: 'question' });
     validateQuestion(fields.question, { maxLength: context.settings.maxQuestionLength });
     const topK = parseTopK(fields.topK, context.settings.maxTopK);
-    try {
-      const { settings } = context;
-      await checkImageHeader(fields.image, { maxPixels: settings.maxImagePixels, maxAspectRatio: settings.maxImageAspectRatio, maxFrames: settings.maxImageFrames });
-    } catch (error) {
-      throw toApiError(error, fields.imageParam);
-    }
+    // Earlier turns reach the LLM as the question does: each is checked as the question is, before any image work.
+    const history = toHistory(fields.history, context);
+    await checkImage(context, scope, fields.image, fields.imageParam);
     const input: VqaInput = {
       image: fields.image,
       question: fields.question,
       ...(topK !== undefined ? { topK } : {}),
-      ...(fields.history !== undefined ? { history: fields.history as VqaInput['history'] } : {}),
+      ...(history.length > 0 ? { history } : {}),
     };
     const image = fields.image;
     const done = await acquireSlot(context, scope);
+    const { result: running, work } = runWithUncancellableWork(() => context.chain.invoke(input, { signal }));
     try {
-      const result = await context.chain.invoke(input, { signal });
+      const result = await running;
       context.metrics.observeResult(result);
       request.log.info({ source: result.source, fallback: result.fallbackReason?.code, cached: result.cached, totalMs: Math.round(result.timings.total), imageBytes: image.byteLength }, 'answered');
       return result;
     } catch (error) {
       throw workError(error, context, scope, fields.imageParam);
     } finally {
-      done();
+      // The slot stays taken until a decode the deadline could not stop has ended.
+      void work.settled().then(done);
     }
   });
 }

@@ -17,6 +17,8 @@ Parts (models/vqa_llm_upstream/<part>.py), each written to <out>/<part>/ and end
               Python's outputs; the runtime loads them with its int8 option
   convert     upstream-format checkpoints (good, fine-tuned and bad ones), the graph templates of the test
               configurations, the exporter's folders and their outputs, for the TypeScript converter (docs/templates.md)
+  gguf        tiny GGUF language models with random weights (and bad ones) for the embedded LLM, made with the
+              gguf package (models/make_tiny_gguf.py)
 
 --base uses the real base dimensions instead of the small CI configurations (minutes, gigabytes; not in CI).
 """
@@ -33,7 +35,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(HERE)
 sys.path.insert(0, HERE)
 
-PARTS = ("blip", "vle_towers", "vle_whole", "checkpoints", "tokenizers", "int8", "convert")
+PARTS = ("blip", "vle_towers", "vle_whole", "checkpoints", "tokenizers", "int8", "convert", "gguf")
 
 
 def main(argv=None):

@@ -11,6 +11,10 @@ export { deferVisionModels } from './runtime/deferred-vision-models.js';
 export { createVqaChain, VQA_ANSWER_DELTA_EVENT, type VqaChain } from '../chains/vqa-chain.js';
 export { createVqaChat, VqaChatSession, type VqaChat } from '../chains/vqa-chat.js';
 export { createChatModel, CHAT_MODEL_DEFAULTS, type ChatModelOptions } from './llm/index.js';
+// The embedded LLM: a GGUF instruct model in this process (node-llama-cpp, an optional dependency loaded on first use).
+export { createLocalChatModel, ChatLocalLlama, LOCAL_CHAT_MODEL_DEFAULTS, locateLocalModel, type LocalChatModelOptions, type LlmProvider } from './llm/index.js';
+export { DEFAULT_LOCAL_LLM } from './models/defaults.js';
+export { LocalLlmError, type LocalLlmReason } from './errors/index.js';
 export { validateQuestion } from './question.js';
 export { vqaPromptV1, VQA_PROMPT_VERSION } from '../prompts/vqa-v1.js';
 export { FEW_SHOT_EXAMPLES } from '../prompts/few-shot.js';

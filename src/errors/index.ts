@@ -10,3 +10,4 @@ export { ModelNotFoundError, type ModelNotFoundReason } from './model-not-found-
 export { CheckpointError, type CheckpointReason, type CheckpointErrorOptions } from './checkpoint-error.js';
 export { InvalidConversationError, type InvalidConversationReason, type InvalidConversationErrorOptions } from './invalid-conversation-error.js';
 export { ConversionError, type ConversionReason, type ConversionErrorOptions, type ConfigDifference } from './conversion-error.js';
+export { LocalLlmError, type LocalLlmReason } from './local-llm-error.js';

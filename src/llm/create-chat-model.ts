@@ -1,9 +1,14 @@
 import type { BaseChatModel } from '@langchain/core/language_models/chat_models';
 import { ChatOpenAI } from '@langchain/openai';
 import { InvalidOptionError } from '../errors/index.js';
+import { createLocalChatModel } from './local/chat-local-llama.js';
+import { locateLocalModel } from './local/local-model-path.js';
 
-/** Where the LLM comes from: an OpenAI-compatible endpoint, none (answer with the top VQA candidate), or auto. */
-export type LlmProvider = 'openai' | 'none' | 'auto';
+/**
+ * Where the LLM comes from: an OpenAI-compatible endpoint, the embedded model (`local`, a GGUF run in-process),
+ * none (answer with the top VQA candidate), or auto.
+ */
+export type LlmProvider = 'openai' | 'local' | 'none' | 'auto';
 
 /** Defaults of {@link createChatModel}, in one place so the CLI help and the README can quote them. */
 export const CHAT_MODEL_DEFAULTS = {
@@ -17,10 +22,22 @@ export const CHAT_MODEL_DEFAULTS = {
 
 export interface ChatModelOptions {
   /**
-   * `openai` uses ChatOpenAI; `none` returns `'none'` (the chain then answers with the top VQA candidate);
-   * `auto` (default) is `openai` when `OPENAI_API_KEY` or `OPENAI_BASE_URL` is set, else `none`.
+   * `openai` uses ChatOpenAI; `local` the embedded model ({@link createLocalChatModel}); `none` returns `'none'`
+   * (the chain then answers with the top VQA candidate); `auto` (default) is `openai` when `OPENAI_API_KEY` or
+   * `OPENAI_BASE_URL` is set, else `local` when the local model's file is there, else `none`.
    */
   provider?: LlmProvider;
+  /**
+   * The local model: a .gguf path, or a file name in `modelsDir`. Default: `VQA_LLM_LOCAL_MODEL`, else the default
+   * model's file (`DEFAULT_LOCAL_LLM`) in `modelsDir`.
+   */
+  localModel?: string;
+  /** Where the local model's file is looked up. Default: `VQA_LLM_MODELS`, else the per-user data folder. */
+  modelsDir?: string;
+  /** CPU threads of the local model. Default: every core. */
+  threads?: number;
+  /** Context tokens per sequence of the local model. Default 4096. */
+  contextSize?: number;
   /** Model name. Default: `VQA_LLM_MODEL`, else `gpt-4o-mini`. */
   model?: string;
   /** Base URL of an OpenAI-compatible API (vLLM, llama.cpp server, Ollama, LM Studio). Default: `OPENAI_BASE_URL`, else OpenAI. */
@@ -65,26 +82,39 @@ function checkNonNegativeInteger(name: string, value: number, minimum: number): 
 }
 
 /**
- * Resolves `auto` to `openai` or `none` from the environment.
+ * Resolves `auto` from the environment: `openai` when an OpenAI-compatible endpoint is configured, else `local` when
+ * the local model's file is there (`local` says where to look), else `none`.
  *
  * @example
  * ```ts
  * resolveLlmProvider('auto', { OPENAI_BASE_URL: 'http://127.0.0.1:8080/v1' }); // 'openai'
+ * resolveLlmProvider('auto', {}, { localModel: './model.gguf' }); // 'local' when ./model.gguf exists, else 'none'
  * ```
  */
-export function resolveLlmProvider(provider: LlmProvider = 'auto', env: Record<string, string | undefined> = process.env): 'openai' | 'none' {
-  if (provider === 'openai' || provider === 'none') return provider;
+export function resolveLlmProvider(
+  provider: LlmProvider = 'auto',
+  env: Record<string, string | undefined> = process.env,
+  local: { localModel?: string; modelsDir?: string } = {},
+): 'openai' | 'local' | 'none' {
+  if (provider === 'openai' || provider === 'local' || provider === 'none') return provider;
   if (provider !== 'auto') {
-    throw new InvalidOptionError('invalid_value', `provider must be 'openai', 'none' or 'auto', got ${JSON.stringify(provider)}.`);
+    throw new InvalidOptionError('invalid_value', `provider must be 'openai', 'local', 'none' or 'auto', got ${JSON.stringify(provider)}.`);
   }
-  return nonEmpty(env.OPENAI_API_KEY) || nonEmpty(env.OPENAI_BASE_URL) ? 'openai' : 'none';
+  if (nonEmpty(env.OPENAI_API_KEY) || nonEmpty(env.OPENAI_BASE_URL)) return 'openai';
+  try {
+    return locateLocalModel({ model: local.localModel, modelsDir: local.modelsDir, env }).exists ? 'local' : 'none';
+  } catch {
+    // A hub id that is not downloaded yet is no local model to use.
+    return 'none';
+  }
 }
 
 /**
  * Builds the chat model the VQA chain uses, with every timeout and retry set explicitly: ChatOpenAI's own
  * defaults let one call run for over an hour.
  *
- * Returns `'none'` for the `none` provider, which {@link createVqaChain} accepts as its `llm`.
+ * Returns `'none'` for the `none` provider, which {@link createVqaChain} accepts as its `llm`, and a
+ * `ChatLocalLlama` for `local` (load it with `load()`, release it with `dispose()`).
  *
  * @throws {InvalidOptionError} for a bad option, or when OpenAI itself is the endpoint and no API key is set.
  *
@@ -97,8 +127,21 @@ export function resolveLlmProvider(provider: LlmProvider = 'auto', env: Record<s
  */
 export function createChatModel(options: ChatModelOptions = {}): BaseChatModel | 'none' {
   const env = options.env ?? process.env;
-  const provider = resolveLlmProvider(options.provider, env);
+  const provider = resolveLlmProvider(options.provider, env, options);
   if (provider === 'none') return 'none';
+  if (provider === 'local') {
+    const location = locateLocalModel({ model: options.localModel, modelsDir: options.modelsDir, env });
+    // Nothing loads here: the first call (or load()) does, and a missing file is told with how to get it.
+    return createLocalChatModel({
+      model: location.path,
+      missingHint: location.hint,
+      ...(options.threads !== undefined ? { threads: options.threads } : {}),
+      ...(options.contextSize !== undefined ? { contextSize: options.contextSize } : {}),
+      ...(options.timeoutMs !== undefined ? { timeoutMs: options.timeoutMs } : {}),
+      ...(options.maxTokens !== undefined ? { maxTokens: options.maxTokens } : {}),
+      ...(options.temperature !== undefined ? { temperature: options.temperature } : {}),
+    });
+  }
 
   const timeoutMs = options.timeoutMs ?? CHAT_MODEL_DEFAULTS.timeoutMs;
   const maxRetries = options.maxRetries ?? CHAT_MODEL_DEFAULTS.maxRetries;

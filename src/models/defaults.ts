@@ -135,3 +135,18 @@ export function expandHome(value: string): string {
   if (value.startsWith('~/') || value.startsWith('~\\')) return path.join(os.homedir(), value.slice(2));
   return value;
 }
+
+/**
+ * The embedded LLM used when none is named (`--llm local`, or `auto` without an OpenAI-compatible endpoint):
+ * Qwen2.5-1.5B-Instruct, Q4_K_M, from Qwen's own GGUF repository (Apache-2.0: redistribution and use allowed). It is
+ * one file of about 1 GB, looked up as `file` in the models folder. Why this model: docs/local-llm.md.
+ *
+ * @example
+ * const llm = createLocalChatModel({ model: path.join(defaultModelsDir(), DEFAULT_LOCAL_LLM.file) });
+ */
+export const DEFAULT_LOCAL_LLM = {
+  repo: 'Qwen/Qwen2.5-1.5B-Instruct-GGUF',
+  file: 'qwen2.5-1.5b-instruct-q4_k_m.gguf',
+  revision: 'main',
+  license: 'apache-2.0',
+} as const;

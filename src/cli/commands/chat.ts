@@ -3,7 +3,7 @@ import type { Command } from 'commander';
 import { createVqaChat, VqaChatSession } from '../../../chains/vqa-chat.js';
 import { VqaLlmError } from '../../errors/index.js';
 import { addModelOptions, openVisionModels, printError } from '../shared.js';
-import { abortOnInterrupt, addLlmOptions, createChainForCli, createLlmForCli, describeFallback, type LlmCommandOptions } from './ask.js';
+import { abortOnInterrupt, addLlmOptions, createChainForCli, createLlmForCli, describeFallback, disposeLlmForCli, type LlmCommandOptions } from './ask.js';
 
 /** Registers `vqa-llm chat IMAGE`: questions from stdin, answers streamed as they arrive. */
 export function register(program: Command): void {
@@ -15,8 +15,11 @@ export function register(program: Command): void {
         .argument('<image>', 'image file, http(s) URL or data URL'),
     ),
   ).action(async (image: string, options: LlmCommandOptions) => {
-    const llm = createLlmForCli(options);
-    const vision = await openVisionModels(options);
+    const llm = await createLlmForCli(options);
+    const vision = await openVisionModels(options).catch(async (error: unknown) => {
+      await disposeLlmForCli(llm);
+      throw error;
+    });
     const session = new VqaChatSession(createVqaChat(createChainForCli(vision, llm, options)), image);
     const lines = createInterface({ input: process.stdin, output: process.stdout, terminal: process.stdin.isTTY });
     // Taken at once: the iterator buffers lines piped in or typed ahead while the image loads or an answer streams.
@@ -36,6 +39,7 @@ export function register(program: Command): void {
     } finally {
       lines.close();
       await vision.dispose();
+      await disposeLlmForCli(llm);
     }
   });
 }

@@ -9,7 +9,7 @@ import { RUN_EVAL_DEFAULTS, runEval, type EvalProgress } from '../../eval/run-ev
 import { summarizeEval, type EvalSummary } from '../../eval/summary.js';
 import type { EvalQuestion, ReferenceSet } from '../../eval/types.js';
 import { addModelOptions, openVisionModels, parsePositiveInteger, printJson } from '../shared.js';
-import { abortOnInterrupt, addLlmOptions, createChainForCli, createLlmForCli, type LlmCommandOptions } from './ask.js';
+import { abortOnInterrupt, addLlmOptions, createChainForCli, createLlmForCli, disposeLlmForCli, type LlmCommandOptions } from './ask.js';
 
 interface EvalRunOptions extends LlmCommandOptions {
   dataset?: string;
@@ -117,8 +117,11 @@ export function register(program: Command): void {
     ),
   ).action(async (options: EvalRunOptions) => {
     const dataset = await loadDataset(options);
-    const llm = createLlmForCli(options);
-    const vision = await openVisionModels(options);
+    const llm = await createLlmForCli(options);
+    const vision = await openVisionModels(options).catch(async (error: unknown) => {
+      await disposeLlmForCli(llm);
+      throw error;
+    });
     const interrupt = abortOnInterrupt();
     const progress = createEvalProgress();
     try {
@@ -142,6 +145,7 @@ export function register(program: Command): void {
     } finally {
       interrupt.dispose();
       await vision.dispose();
+      await disposeLlmForCli(llm);
     }
   });
 

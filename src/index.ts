@@ -12,7 +12,7 @@ export { createVqaChain, VQA_ANSWER_DELTA_EVENT, type VqaChain } from '../chains
 export { createVqaChat, VqaChatSession, type VqaChat } from '../chains/vqa-chat.js';
 export { createChatModel, CHAT_MODEL_DEFAULTS, type ChatModelOptions } from './llm/index.js';
 // The embedded LLM: a GGUF instruct model in this process (node-llama-cpp, an optional dependency loaded on first use).
-export { createLocalChatModel, ChatLocalLlama, LOCAL_CHAT_MODEL_DEFAULTS, locateLocalModel, type LocalChatModelOptions, type LlmProvider } from './llm/index.js';
+export { createLocalChatModel, ChatLocalLlama, LOCAL_CHAT_MODEL_DEFAULTS, locateLocalModel, fetchLocalModel, type FetchLocalModelOptions, type LocalChatModelOptions, type LlmProvider } from './llm/index.js';
 export { DEFAULT_LOCAL_LLM } from './models/defaults.js';
 export { LocalLlmError, type LocalLlmReason } from './errors/index.js';
 export { validateQuestion } from './question.js';

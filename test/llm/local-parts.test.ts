@@ -122,11 +122,14 @@ describe('choosing the local model', () => {
     expect(locateLocalModel({ modelsDir: folder, env: { HF_ENDPOINT: 'https://mirror.example/' } }).hint).toContain('https://mirror.example/Qwen/');
   });
 
-  it('should take a path, a file name in the models folder, and refuse a hub id with a hint', () => {
+  it('should take a path, a file name in the models folder, and say how to fetch a hub id not downloaded yet', () => {
     expect(locateLocalModel({ model: join(folder, 'small.gguf'), env: {} })).toMatchObject({ exists: true, isDefault: false });
     expect(locateLocalModel({ model: 'small', modelsDir: folder, env: {} })).toMatchObject({ path: join(folder, 'small.gguf'), exists: true });
     expect(locateLocalModel({ model: 'small.gguf', modelsDir: folder, env: {} }).exists).toBe(true);
-    expect(() => locateLocalModel({ model: 'Qwen/Qwen2.5-1.5B-Instruct-GGUF', modelsDir: folder, env: {} })).toThrow(LocalLlmError);
+    const hub = locateLocalModel({ model: 'Qwen/Qwen2.5-1.5B-Instruct-GGUF@v1', modelsDir: folder, cacheDir: join(folder, 'no-cache'), env: {} });
+    expect(hub).toMatchObject({ exists: false, hub: { repo: 'Qwen/Qwen2.5-1.5B-Instruct-GGUF', revision: 'v1' } });
+    expect(hub.hint).toContain('vqa-llm models fetch Qwen/Qwen2.5-1.5B-Instruct-GGUF@v1');
+    expect(locateLocalModel({ model: 'owner/repo/sub/model-q4_k_m.gguf', modelsDir: folder, env: {} }).hub).toEqual({ repo: 'owner/repo', file: 'sub/model-q4_k_m.gguf', revision: 'main' });
   });
 
   it('should resolve auto to openai when an endpoint is configured, else local when the file is there, else none', () => {

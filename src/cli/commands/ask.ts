@@ -3,10 +3,10 @@ import { Option, type Command } from 'commander';
 import { VQA_CHAIN_DEFAULTS } from '../../../chains/defaults.js';
 import type { VqaResult } from '../../../chains/types.js';
 import { createVqaChain, type VqaChain } from '../../../chains/vqa-chain.js';
-import { CHAT_MODEL_DEFAULTS, ChatLocalLlama, createChatModel, LOCAL_CHAT_MODEL_DEFAULTS, locateLocalModel, resolveLlmProvider, type LlmProvider } from '../../llm/index.js';
+import { CHAT_MODEL_DEFAULTS, ChatLocalLlama, createChatModel, fetchLocalModel, LOCAL_CHAT_MODEL_DEFAULTS, locateLocalModel, resolveLlmProvider, type LlmProvider } from '../../llm/index.js';
 import { LocalLlmError } from '../../errors/index.js';
 import type { VisionModels } from '../../types.js';
-import { addModelOptions, openVisionModels, parseNonNegativeInteger, parsePositiveInteger, printJson, type ModelCommandOptions } from '../shared.js';
+import { addModelOptions, createProgressReporter, openVisionModels, parseNonNegativeInteger, parsePositiveInteger, printJson, type ModelCommandOptions } from '../shared.js';
 
 /** Options of the commands that answer questions (`ask`, `chat`). */
 export interface LlmCommandOptions extends ModelCommandOptions {
@@ -64,6 +64,13 @@ export async function createLlmForCli(options: LlmCommandOptions, stderr: NodeJS
       }
     })();
     stderr.write(`note: no LLM: neither OPENAI_BASE_URL nor OPENAI_API_KEY is set and there is no local model${where ? ` at ${where.path}` : ''}; answers are the VQA model's top candidate. ${where?.hint ?? ''}\n`);
+  }
+  // --llm local names a model to use: fetch it on first use, as the vision models are (auto uses one only once fetched).
+  if (provider === 'local') {
+    const location = locateLocalModel({ model: local.localModel, modelsDir: local.modelsDir });
+    if (!location.exists && location.hub) {
+      local.localModel = await fetchLocalModel({ ...local, offline: options.offline || undefined, onProgress: createProgressReporter() });
+    }
   }
   // --threads is per model, the local LLM included.
   const timeoutMs = options.llmTimeout ?? (provider === 'local' ? LOCAL_CHAT_MODEL_DEFAULTS.llmStepTimeoutMs : VQA_CHAIN_DEFAULTS.llmTimeoutMs);

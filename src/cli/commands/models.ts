@@ -8,7 +8,8 @@ import sharp from 'sharp';
 import { convertCheckpoint } from '../../convert/convert-checkpoint.js';
 import { InvalidOptionError } from '../../errors/invalid-option-error.js';
 import { VqaLlmError } from '../../errors/vqa-llm-error.js';
-import { defaultModelsDir } from '../../models/defaults.js';
+import { DEFAULT_CAPTION_MODEL, DEFAULT_VQA_MODEL, defaultModelsDir } from '../../models/defaults.js';
+import { fetchLocalModel } from '../../llm/local/fetch-local-model.js';
 import { checkModelFolder, readManifest } from '../../models/manifest.js';
 import { resolveModel } from '../../models/resolve-model.js';
 import { packageRoot } from '../../paths.js';
@@ -59,12 +60,21 @@ export function register(program: Command): void {
   models
     .command('fetch')
     .description(
-      'download a model into the cache: an upstream checkpoint (Salesforce/blip-image-captioning-base or -large, hfl/vle-base-for-vqa or -large-for-vqa, or a fine-tune of one) converted here with Node alone, or a published vqa-llm folder (hub id or https URL)',
+      'download models into the cache: an upstream checkpoint (Salesforce/blip-image-captioning-base or -large, hfl/vle-base-for-vqa or -large-for-vqa, or a fine-tune of one) converted here with Node alone, a published vqa-llm folder (hub id or https URL), or a GGUF file for the embedded LLM (owner/repo[/FILE.gguf]); with no source, the default caption, VQA and local LLM models',
     )
-    .argument('<source>', 'hub repository id owner/name[@revision], or the URL of a folder holding vqa-llm.json')
+    .argument('[source]', 'hub repository id owner/name[@revision], owner/repo/FILE.gguf, or the URL of a folder holding vqa-llm.json')
     .option('--keep-checkpoint', 'keep the downloaded upstream checkpoint in the cache after converting it')
-    .action(async (source: string, options: { keepCheckpoint?: boolean }) => {
-      const folder = await resolveModel(source, { onProgress: createProgressReporter(), keepCheckpoint: options.keepCheckpoint });
+    .option('--models <dir>', 'folder holding model folders (default: VQA_LLM_MODELS or the per-user data folder)')
+    .action(async (source: string | undefined, options: ModelsOptions & { keepCheckpoint?: boolean }) => {
+      const onProgress = createProgressReporter();
+      const fetchVision = (spec: string) => resolveModel(spec, { modelsDir: options.models, onProgress, keepCheckpoint: options.keepCheckpoint });
+      if (source === undefined) {
+        // Sequential: one progress bar at a time, and the LLM last (it is only used when chosen).
+        for (const spec of [DEFAULT_CAPTION_MODEL, DEFAULT_VQA_MODEL]) process.stdout.write(`${await fetchVision(spec)}\n`);
+        process.stdout.write(`${await fetchLocalModel({ modelsDir: options.models, onProgress })}\n`);
+        return;
+      }
+      const folder = isGgufSpec(source) ? await fetchLocalModel({ model: source, modelsDir: options.models, onProgress }) : await fetchVision(source);
       process.stdout.write(`${folder}\n`);
     });
 
@@ -139,6 +149,12 @@ export function register(program: Command): void {
       if (options.json) printJson({ verified: results });
       else for (const result of results) process.stdout.write(`${result.model}: ${result.files} files ok, inference ok (${result.inference}) in ${result.inferenceMs} ms\n`);
     });
+}
+
+/** A GGUF file or a repository of them (the hub's convention is a name ending in -GGUF), for the embedded LLM. */
+function isGgufSpec(spec: string): boolean {
+  const withoutRevision = spec.replace(/@[^/]*$/, '');
+  return /\.gguf$/i.test(withoutRevision) || /^[\w.-]+\/[\w.-]*gguf[\w.-]*$/i.test(withoutRevision);
 }
 
 function guessFamily(checkpoint: string): 'blip' | 'vle' {

@@ -1,7 +1,7 @@
 import { existsSync } from 'node:fs';
 import path from 'node:path';
-import { LocalLlmError } from '../../errors/index.js';
-import { DEFAULT_HUB_URL, DEFAULT_LOCAL_LLM, defaultModelsDir, expandHome } from '../../models/defaults.js';
+import { DEFAULT_HUB_URL, DEFAULT_LOCAL_LLM, defaultCacheDir, defaultHubUrl, defaultModelsDir, expandHome } from '../../models/defaults.js';
+import { findCachedHubFile } from '../../models/hub/hub-cache.js';
 
 /** Where the local model is expected, whether it is there, and how to get it when it is not. */
 export interface LocalModelLocation {
@@ -13,6 +13,8 @@ export interface LocalModelLocation {
   isDefault: boolean;
   /** One or two sentences: how to get the file (a download command for the default model). */
   hint: string;
+  /** Where `vqa-llm models fetch` (fetchLocalModel) downloads it from: the default model's repository and file, or the hub id given. */
+  hub?: { repo: string; file?: string; revision: string };
 }
 
 export interface LocateLocalModelOptions {
@@ -20,11 +22,13 @@ export interface LocateLocalModelOptions {
   model?: string;
   /** The models folder that bare names and the default model are looked up in. Default: `defaultModelsDir()`. */
   modelsDir?: string;
+  /** The download cache, where fetched GGUF files live. Default: `defaultCacheDir()`. */
+  cacheDir?: string;
   env?: NodeJS.ProcessEnv;
 }
 
-// owner/repo, as the hub names repositories; a .gguf ending makes it a relative path instead.
-const HUB_ID = /^[A-Za-z0-9][\w.-]*\/[\w.-]+(?<!\.gguf)$/i;
+// owner/repo (a .gguf ending makes it a relative path instead), or owner/repo/file.gguf, each with an optional @revision.
+const HUB_ID = /^([A-Za-z0-9][\w.-]*\/[\w.-]+(?<!\.gguf))(?:\/([\w./-]+\.gguf))?(?:@([\w./-]+))?$/i;
 
 function looksLikePath(spec: string): boolean {
   return spec.includes('/') || spec.includes(path.sep);
@@ -47,10 +51,8 @@ export function defaultLocalModelUrl(env: NodeJS.ProcessEnv = process.env): stri
  * Where the local model's GGUF file is: a path as given, a bare file name in the models folder, or (no spec) the
  * default model's file there. Only checks; downloads nothing.
  *
- * A hub id (`owner/repo`) is where the shared hub client will plug in; until then it is
- * refused with a hint to download the file and pass its path.
- *
- * @throws {LocalLlmError} `model_not_found` for a hub id that is not also a local path.
+ * A hub id (`owner/repo[/file.gguf][@revision]`) and the default model are also found in the download cache once
+ * `vqa-llm models fetch` (fetchLocalModel) has fetched them; `hub` says where that downloads from.
  *
  * @example
  * ```ts
@@ -62,25 +64,39 @@ export function locateLocalModel(options: LocateLocalModelOptions = {}): LocalMo
   const env = options.env ?? process.env;
   const spec = (options.model ?? env.VQA_LLM_LOCAL_MODEL ?? '').trim();
   const modelsDir = options.modelsDir ? path.resolve(expandHome(options.modelsDir)) : defaultModelsDir(env);
+  const cacheDir = options.cacheDir ? path.resolve(expandHome(options.cacheDir)) : defaultCacheDir(env);
+  const cached = (hub: { repo: string; file?: string; revision: string }) =>
+    hub.file === undefined ? undefined : findCachedHubFile(cacheDir, defaultHubUrl(env), hub.repo, hub.revision, hub.file);
   if (spec === '') {
     const file = path.join(modelsDir, DEFAULT_LOCAL_LLM.file);
+    const hub = { repo: DEFAULT_LOCAL_LLM.repo, file: DEFAULT_LOCAL_LLM.file, revision: DEFAULT_LOCAL_LLM.revision };
+    // A copy put in the models folder by hand wins over the one `models fetch` keeps in the cache.
+    const fetched = existsSync(file) ? undefined : cached(hub);
     return {
-      path: file,
-      exists: existsSync(file),
+      path: fetched ?? file,
+      exists: fetched !== undefined || existsSync(file),
       isDefault: true,
-      hint: `Get the default local model (${DEFAULT_LOCAL_LLM.repo}, ${DEFAULT_LOCAL_LLM.license}, about 1 GB) with: curl -L --create-dirs -o '${file}' ${defaultLocalModelUrl(env)}`,
+      hint: `Get the default local model (${DEFAULT_LOCAL_LLM.repo}, ${DEFAULT_LOCAL_LLM.license}, about 1 GB) with \`vqa-llm models fetch ${DEFAULT_LOCAL_LLM.repo}/${DEFAULT_LOCAL_LLM.file}\`, or: curl -L --create-dirs -o '${file}' ${defaultLocalModelUrl(env)}`,
+      hub,
     };
   }
   const asPath = path.resolve(expandHome(spec));
   const explicitPath = spec.startsWith('.') || spec.startsWith('~') || path.isAbsolute(spec);
-  if (explicitPath || existsSync(asPath) || (!HUB_ID.test(spec) && looksLikePath(spec))) {
+  const hubMatch = explicitPath ? null : HUB_ID.exec(spec);
+  if (explicitPath || existsSync(asPath) || (!hubMatch && looksLikePath(spec))) {
     return { path: asPath, exists: existsSync(asPath), isDefault: false, hint: `Check the path given to --llm-model: ${asPath}.` };
   }
-  if (!HUB_ID.test(spec)) {
+  if (!hubMatch) {
     const inFolder = path.join(modelsDir, spec.endsWith('.gguf') ? spec : `${spec}.gguf`);
     return { path: inFolder, exists: existsSync(inFolder), isDefault: false, hint: `Put the .gguf file at ${inFolder}, or pass its path with --llm-model.` };
   }
-  throw new LocalLlmError('model_not_found', `${spec} looks like a hub id; the local LLM takes a .gguf path for now.`, {
-    hint: `Download the .gguf file from ${DEFAULT_HUB_URL}/${spec.split('/').slice(0, 2).join('/')} and pass its path with --llm-model.`,
-  });
+  const hub = { repo: hubMatch[1]!, file: hubMatch[2], revision: hubMatch[3] ?? 'main' };
+  const fetched = cached(hub);
+  return {
+    path: fetched ?? `${DEFAULT_HUB_URL}/${hub.repo}`,
+    exists: fetched !== undefined,
+    isDefault: false,
+    hint: `Download it with \`vqa-llm models fetch ${spec}\` (a repository with several .gguf files needs owner/repo/FILE.gguf).`,
+    hub,
+  };
 }

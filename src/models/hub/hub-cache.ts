@@ -1,4 +1,5 @@
 import { createHash, randomUUID } from 'node:crypto';
+import { existsSync, readFileSync } from 'node:fs';
 import { mkdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 
@@ -115,4 +116,26 @@ function endpointKey(endpointUrl: string): string {
   const host = url.port ? `${url.hostname}_${url.port}` : url.hostname;
   const prefix = url.pathname.replace(/^\/+|\/+$/g, '');
   return (prefix ? `${host}_${prefix}` : host).replace(/[^\w.-]/g, '_');
+}
+
+/**
+ * The path of `file` in the cached snapshot that `revision` of `repo` last resolved to, when it is there; no request,
+ * no lock (a finished file is only ever renamed into place). For callers that must decide synchronously whether a
+ * download is needed, such as the LLM provider's `auto` choice.
+ *
+ * @internal
+ */
+export function findCachedHubFile(cacheDir: string, endpointUrl: string, repo: string, revision: string, file: string): string | undefined {
+  const cache = new HubRepoCache(cacheDir, endpointUrl, repo);
+  let commit: string | undefined = /^[0-9a-f]{40}$/.test(revision) ? revision : undefined;
+  if (commit === undefined) {
+    try {
+      commit = readFileSync(path.join(cache.root, 'refs', encodeURIComponent(revision)), 'utf8').trim();
+    } catch {
+      return undefined;
+    }
+  }
+  if (!/^[0-9a-f]{40}$/.test(commit)) return undefined;
+  const target = cache.filePath(commit, file);
+  return existsSync(target) ? target : undefined;
 }

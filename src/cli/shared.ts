@@ -104,16 +104,29 @@ export function formatBytes(bytes: number): string {
  * side, each keep their own line), plain lines otherwise (logs, CI), nothing for events too small to matter. A task
  * that announces its size before it starts (a hub download) gets a line saying how much is coming.
  */
+// Bar groups still drawing: an error stops them (their redraw timer would keep the process alive, and the terminal
+// would keep its cursor hidden).
+const openBarGroups = new Set<cliProgress.MultiBar>();
+
+/** Stops every progress bar still drawing; printError calls it before the message. */
+export function stopProgressOutput(): void {
+  for (const bars of openBarGroups) bars.stop();
+  openBarGroups.clear();
+}
+
 export function createProgressReporter(stream: NodeJS.WriteStream = process.stderr): ProgressCallback {
   let bars: cliProgress.MultiBar | undefined;
   const taskBars = new Map<string, cliProgress.SingleBar>();
   const barFor = (task: string, file: string): cliProgress.SingleBar => {
     let bar = taskBars.get(task);
     if (!bar) {
-      bars ??= new cliProgress.MultiBar(
-        { format: '{verb} {subject} [{bar}] {percentage}% {file}', stream, hideCursor: true, clearOnComplete: false },
-        cliProgress.Presets.shades_classic,
-      );
+      if (!bars) {
+        bars = new cliProgress.MultiBar(
+          { format: '{verb} {subject} [{bar}] {percentage}% {file}', stream, hideCursor: true, clearOnComplete: false, gracefulExit: true },
+          cliProgress.Presets.shades_classic,
+        );
+        openBarGroups.add(bars);
+      }
       bar = bars.create(100, 0, { verb: progressVerb(task), subject: taskSubject(task), file });
       taskBars.set(task, bar);
     }
@@ -124,7 +137,12 @@ export function createProgressReporter(stream: NodeJS.WriteStream = process.stde
       stream.write('Loading models…\n');
     } else if (event.status === 'start' && !event.file && event.total !== undefined) {
       // Said before the first byte moves, so that a user on a slow or metered link can stop in time.
-      stream.write(`${progressVerb(event.task)} ${taskSubject(event.task)}: ${formatBytes(event.total)}\n`);
+      const line = `${progressVerb(event.task)} ${taskSubject(event.task)}: ${formatBytes(event.total)}\n`;
+      // Through the bar group while one draws, so that the line does not land inside another task's bar.
+      if (bars) bars.log(line);
+      else stream.write(line);
+    } else if (event.status === 'start' && event.task.startsWith('wait:')) {
+      stream.write(`Waiting for another process that is fetching ${taskSubject(event.task)}…\n`);
     } else if (event.status === 'start' && event.file && event.total) {
       if (stream.isTTY) barFor(event.task, event.file).update({ file: event.file });
       else stream.write(`${progressVerb(event.task)} ${event.file} (${formatBytes(event.total)})\n`);
@@ -133,8 +151,9 @@ export function createProgressReporter(stream: NodeJS.WriteStream = process.stde
     } else if (event.status === 'ready' && taskBars.has(event.task)) {
       taskBars.get(event.task)!.update(100, { file: '' });
       taskBars.delete(event.task);
-      if (taskBars.size === 0) {
-        bars?.stop();
+      if (taskBars.size === 0 && bars) {
+        bars.stop();
+        openBarGroups.delete(bars);
         bars = undefined;
       }
     }
@@ -175,6 +194,7 @@ export function describeError(error: unknown): string {
  * unless VQA_LLM_DEBUG=1 asks for one (on the lines after).
  */
 export function printError(error: unknown, stream: NodeJS.WriteStream = process.stderr, env: NodeJS.ProcessEnv = process.env): void {
+  stopProgressOutput();
   stream.write(`error: ${describeError(error).replace(/\s*\n\s*/gu, ' ').trim()}\n`);
   if (/^(1|true|yes)$/i.test(env.VQA_LLM_DEBUG ?? '') && error instanceof Error && error.stack) stream.write(`${error.stack}\n`);
 }

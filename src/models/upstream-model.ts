@@ -91,9 +91,13 @@ export async function resolveUpstreamModel(options: ResolveUpstreamOptions): Pro
     );
   }
 
-  // One process downloads and converts a given checkpoint at a time: the snapshot it deletes at the end must not be
-  // read by another conversion, and the second process then finds the finished folder.
-  const release = await acquireHubLock(`${folder}.lock`, { signal });
+  // One process downloads and converts a repository at a time: the snapshot it deletes at the end must not be read by
+  // another conversion (of another revision name for the same commit, too), and a second process for the same
+  // revision then finds the finished folder.
+  const release = await acquireHubLock(`${path.dirname(folder)}.lock`, {
+    signal,
+    onWait: () => options.onProgress?.({ status: 'start', task: `wait:${spec}` }),
+  });
   try {
     const theirs = await cachedConvertedFolder(folder, options.kind);
     if (theirs) return theirs;

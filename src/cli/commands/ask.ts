@@ -69,7 +69,7 @@ export async function createLlmForCli(options: LlmCommandOptions, stderr: NodeJS
   if (provider === 'local') {
     const location = locateLocalModel({ model: local.localModel, modelsDir: local.modelsDir });
     if (!location.exists && location.hub) {
-      local.localModel = await fetchLocalModel({ ...local, offline: options.offline || undefined, onProgress: createProgressReporter() });
+      local.localModel = await fetchLocalModel({ model: local.localModel, modelsDir: local.modelsDir, offline: options.offline || undefined, onProgress: createProgressReporter() });
     }
   }
   // --threads is per model, the local LLM included.

@@ -8,7 +8,7 @@ import sharp from 'sharp';
 import { convertCheckpoint } from '../../convert/convert-checkpoint.js';
 import { InvalidOptionError } from '../../errors/invalid-option-error.js';
 import { VqaLlmError } from '../../errors/vqa-llm-error.js';
-import { DEFAULT_CAPTION_MODEL, DEFAULT_VQA_MODEL, defaultModelsDir } from '../../models/defaults.js';
+import { DEFAULT_CAPTION_MODEL, DEFAULT_LOCAL_LLM, DEFAULT_VQA_MODEL, defaultModelsDir } from '../../models/defaults.js';
 import { fetchLocalModel } from '../../llm/local/fetch-local-model.js';
 import { checkModelFolder, readManifest } from '../../models/manifest.js';
 import { resolveModel } from '../../models/resolve-model.js';
@@ -16,7 +16,7 @@ import { packageRoot } from '../../paths.js';
 import { BlipCaptioner } from '../../runtime/blip-captioner.js';
 import { VleVqa } from '../../runtime/vle-vqa.js';
 import { checkPython, defaultPython, exporterModules } from '../python-check.js';
-import { createProgressReporter, printJson } from '../shared.js';
+import { createProgressReporter, printError, printJson } from '../shared.js';
 
 interface ModelsOptions {
   models?: string;
@@ -65,17 +65,29 @@ export function register(program: Command): void {
     .argument('[source]', 'hub repository id owner/name[@revision], owner/repo/FILE.gguf, or the URL of a folder holding vqa-llm.json')
     .option('--keep-checkpoint', 'keep the downloaded upstream checkpoint in the cache after converting it')
     .option('--models <dir>', 'folder holding model folders (default: VQA_LLM_MODELS or the per-user data folder)')
-    .action(async (source: string | undefined, options: ModelsOptions & { keepCheckpoint?: boolean }) => {
+    .option('--offline', 'never download: only say where cached models are (also VQA_LLM_OFFLINE=1)')
+    .action(async (source: string | undefined, options: ModelsOptions & { keepCheckpoint?: boolean; offline?: boolean }) => {
       const onProgress = createProgressReporter();
-      const fetchVision = (spec: string) => resolveModel(spec, { modelsDir: options.models, onProgress, keepCheckpoint: options.keepCheckpoint });
-      if (source === undefined) {
-        // Sequential: one progress bar at a time, and the LLM last (it is only used when chosen).
-        for (const spec of [DEFAULT_CAPTION_MODEL, DEFAULT_VQA_MODEL]) process.stdout.write(`${await fetchVision(spec)}\n`);
-        process.stdout.write(`${await fetchLocalModel({ modelsDir: options.models, onProgress })}\n`);
+      const offline = options.offline || undefined;
+      const fetchOne = (spec: string) =>
+        isGgufSpec(spec)
+          ? fetchLocalModel({ model: spec, modelsDir: options.models, offline, onProgress })
+          : resolveModel(spec, { modelsDir: options.models, offline, onProgress, keepCheckpoint: options.keepCheckpoint });
+      if (source !== undefined) {
+        process.stdout.write(`${await fetchOne(source)}\n`);
         return;
       }
-      const folder = isGgufSpec(source) ? await fetchLocalModel({ model: source, modelsDir: options.models, onProgress }) : await fetchVision(source);
-      process.stdout.write(`${folder}\n`);
+      // The defaults one after the other (one progress bar at a time); one failing does not stop the others.
+      const failures: string[] = [];
+      for (const spec of [DEFAULT_CAPTION_MODEL, DEFAULT_VQA_MODEL, `${DEFAULT_LOCAL_LLM.repo}/${DEFAULT_LOCAL_LLM.file}`]) {
+        try {
+          process.stdout.write(`${await fetchOne(spec)}\n`);
+        } catch (error) {
+          printError(error);
+          failures.push(spec);
+        }
+      }
+      if (failures.length > 0) throw new VqaLlmError('fetch_failed', `Could not fetch ${failures.join(', ')} (the reasons are above).`);
     });
 
   models

@@ -6,7 +6,7 @@ import { LocalLlmError } from '../../errors/local-llm-error.js';
 import { downloadHubSnapshot } from '../../models/hub/download-hub-snapshot.js';
 import type { HubFile } from '../../models/hub/hub-types.js';
 import type { ProgressCallback } from '../../types.js';
-import { locateLocalModel, type LocateLocalModelOptions } from './local-model-path.js';
+import { locateLocalModel, pickGguf, type LocateLocalModelOptions } from './local-model-path.js';
 
 export interface FetchLocalModelOptions extends LocateLocalModelOptions {
   /** Hub base URL. Default: `HF_ENDPOINT`, else `VQA_LLM_HUB_URL`, else https://huggingface.co. */
@@ -51,14 +51,9 @@ export async function fetchLocalModel(options: FetchLocalModelOptions = {}): Pro
 }
 
 function chooseGguf(files: HubFile[], repo: string, file: string | undefined): HubFile {
-  const ggufs = files.filter((entry) => entry.path.toLowerCase().endsWith('.gguf'));
-  const chosen =
-    file !== undefined
-      ? files.find((entry) => entry.path === file)
-      : ggufs.length === 1
-        ? ggufs[0]
-        : ggufs.find((entry) => /q4_k_m/i.test(entry.path));
+  const chosen = pickGguf(files, file);
   if (chosen) return chosen;
+  const ggufs = files.filter((entry) => entry.path.toLowerCase().endsWith('.gguf'));
   const listed = ggufs.map((entry) => entry.path).slice(0, 20).join(', ');
   throw new LocalLlmError(
     'model_not_found',

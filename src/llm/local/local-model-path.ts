@@ -1,7 +1,8 @@
 import { existsSync } from 'node:fs';
 import path from 'node:path';
 import { DEFAULT_HUB_URL, DEFAULT_LOCAL_LLM, defaultCacheDir, defaultHubUrl, defaultModelsDir, expandHome } from '../../models/defaults.js';
-import { findCachedHubFile } from '../../models/hub/hub-cache.js';
+import { findCachedHubSnapshot } from '../../models/hub/hub-cache.js';
+import type { HubFile } from '../../models/hub/hub-types.js';
 
 /** Where the local model is expected, whether it is there, and how to get it when it is not. */
 export interface LocalModelLocation {
@@ -60,13 +61,29 @@ export function defaultLocalModelUrl(env: NodeJS.ProcessEnv = process.env): stri
  * locateLocalModel({ model: './tiny.gguf' }).path; // '/current/dir/tiny.gguf'
  * ```
  */
+/**
+ * The .gguf file a hub spec means among a repository's files: the one named, else the only .gguf, else the Q4_K_M one;
+ * undefined when none fits.
+ *
+ * @internal
+ */
+export function pickGguf(files: readonly HubFile[], file: string | undefined): HubFile | undefined {
+  if (file !== undefined) return files.find((entry) => entry.path === file);
+  const ggufs = files.filter((entry) => entry.path.toLowerCase().endsWith('.gguf'));
+  return ggufs.length === 1 ? ggufs[0] : ggufs.find((entry) => /q4_k_m/i.test(entry.path));
+}
+
 export function locateLocalModel(options: LocateLocalModelOptions = {}): LocalModelLocation {
   const env = options.env ?? process.env;
   const spec = (options.model ?? env.VQA_LLM_LOCAL_MODEL ?? '').trim();
   const modelsDir = options.modelsDir ? path.resolve(expandHome(options.modelsDir)) : defaultModelsDir(env);
   const cacheDir = options.cacheDir ? path.resolve(expandHome(options.cacheDir)) : defaultCacheDir(env);
-  const cached = (hub: { repo: string; file?: string; revision: string }) =>
-    hub.file === undefined ? undefined : findCachedHubFile(cacheDir, defaultHubUrl(env), hub.repo, hub.revision, hub.file);
+  const cached = (hub: { repo: string; file?: string; revision: string }): string | undefined => {
+    const snapshot = findCachedHubSnapshot(cacheDir, defaultHubUrl(env), hub.repo, hub.revision);
+    const file = snapshot && pickGguf(snapshot.files, hub.file);
+    const target = snapshot && file ? path.join(snapshot.folder, ...file.path.split('/')) : undefined;
+    return target !== undefined && existsSync(target) ? target : undefined;
+  };
   if (spec === '') {
     const file = path.join(modelsDir, DEFAULT_LOCAL_LLM.file);
     const hub = { repo: DEFAULT_LOCAL_LLM.repo, file: DEFAULT_LOCAL_LLM.file, revision: DEFAULT_LOCAL_LLM.revision };
@@ -82,7 +99,9 @@ export function locateLocalModel(options: LocateLocalModelOptions = {}): LocalMo
   }
   const asPath = path.resolve(expandHome(spec));
   const explicitPath = spec.startsWith('.') || spec.startsWith('~') || path.isAbsolute(spec);
-  const hubMatch = explicitPath ? null : HUB_ID.exec(spec);
+  // A spec whose folder exists here is a path (models/model.gguf, sub/dir/model), not a hub id.
+  const folderHere = spec.includes('/') && existsSync(path.dirname(asPath));
+  const hubMatch = explicitPath || folderHere ? null : HUB_ID.exec(spec);
   if (explicitPath || existsSync(asPath) || (!hubMatch && looksLikePath(spec))) {
     return { path: asPath, exists: existsSync(asPath), isDefault: false, hint: `Check the path given to --llm-model: ${asPath}.` };
   }

@@ -119,23 +119,33 @@ function endpointKey(endpointUrl: string): string {
 }
 
 /**
- * The path of `file` in the cached snapshot that `revision` of `repo` last resolved to, when it is there; no request,
- * no lock (a finished file is only ever renamed into place). For callers that must decide synchronously whether a
- * download is needed, such as the LLM provider's `auto` choice.
+ * The cached snapshot that `revision` of `repo` last resolved to, with the hub's file list of that commit, when both
+ * are on disk; no request, no lock. For callers that must decide synchronously whether a download is needed, such as
+ * the LLM provider's `auto` choice.
+ *
+ * @internal
+ */
+export function findCachedHubSnapshot(cacheDir: string, endpointUrl: string, repo: string, revision: string): { folder: string; files: HubFile[] } | undefined {
+  const cache = new HubRepoCache(cacheDir, endpointUrl, repo);
+  let commit: string | undefined = /^[0-9a-f]{40}$/.test(revision) ? revision : undefined;
+  try {
+    commit ??= readFileSync(path.join(cache.root, 'refs', encodeURIComponent(revision)), 'utf8').trim();
+    if (!/^[0-9a-f]{40}$/.test(commit)) return undefined;
+    const listing = JSON.parse(readFileSync(path.join(cache.root, 'listings', `${commit}.json`), 'utf8')) as { files?: HubFile[] };
+    return Array.isArray(listing.files) ? { folder: cache.snapshotFolder(commit), files: listing.files } : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * The path of `file` in that cached snapshot, when it is there.
  *
  * @internal
  */
 export function findCachedHubFile(cacheDir: string, endpointUrl: string, repo: string, revision: string, file: string): string | undefined {
-  const cache = new HubRepoCache(cacheDir, endpointUrl, repo);
-  let commit: string | undefined = /^[0-9a-f]{40}$/.test(revision) ? revision : undefined;
-  if (commit === undefined) {
-    try {
-      commit = readFileSync(path.join(cache.root, 'refs', encodeURIComponent(revision)), 'utf8').trim();
-    } catch {
-      return undefined;
-    }
-  }
-  if (!/^[0-9a-f]{40}$/.test(commit)) return undefined;
-  const target = cache.filePath(commit, file);
+  const snapshot = findCachedHubSnapshot(cacheDir, endpointUrl, repo, revision);
+  if (!snapshot) return undefined;
+  const target = path.join(snapshot.folder, ...file.split('/'));
   return existsSync(target) ? target : undefined;
 }

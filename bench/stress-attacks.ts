@@ -180,7 +180,7 @@ async function forSeconds(seconds: number, loops: number, body: (index: number) 
  */
 export async function runAttackMix(options: { url: string; root: string; seconds: number; ordinaryBodies: string[]; slowLlm(ms: number): void }): Promise<AttackReport> {
   const { url, seconds, ordinaryBodies } = options;
-  const manyScans = `data:image/jpeg;base64,${readFileSync(join(options.root, 'test', 'fixtures', 'images', 'many-scans.jpg')).toString('base64')}`;
+  const manyScans = `data:image/jpeg;base64,${readFileSync(join(options.root, 'test', 'fixtures', 'odd-images', 'many-scans.jpg')).toString('base64')}`;
   const tiff = `data:image/tiff;base64,${manyDirectoryTiff(20_000).toString('base64')}`;
   const deep = `{"model":"vqa-llm","messages":${'['.repeat(1_000_000)}${']'.repeat(1_000_000)}}`;
   const attacks: Record<string, Record<string, number>> = { jpegScans: {}, tiffDirectories: {}, deepJson: {}, flood: {}, fillers: {} };

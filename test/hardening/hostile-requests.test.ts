@@ -2,12 +2,13 @@
 // models where an image is involved, the loopback LLM stand-in where a reply is, a gated vision double only where a
 // test must hold slots busy.
 import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { AnswerFieldScanner, MAX_REPLY_CHARS, parseAnswerReply } from '../../dist/chains/parse-answer.js';
 import { countJpegScans, countTiffDirectories } from '../../dist/src/image/count-image-passes.js';
 import { decodeDataUrl } from '../../dist/src/image/read-image-bytes.js';
 import { startVqaServer, type RunningVqaServer, type VqaServerOptions } from '../../dist/src/server/vqa-server.js';
-import { fixtureImage } from '../helpers/fixtures.js';
+import { fixtureImage, root } from '../helpers/fixtures.js';
 import { dataUrl, llmReply, postJson, startTestServer, type TestServer, type TestServerOptions } from '../server/server-helpers.js';
 import { chatBody, GatedVision, pngBytes, toDataUrl, until } from './helpers.js';
 import { firstScans, manyDirectoryTiff, openSocket, rawRequest, tiffPages, unfinishedPost } from './raw-http.js';
@@ -58,7 +59,7 @@ async function startGated(options: Partial<VqaServerOptions> = {}): Promise<{ se
 // A progressive JPEG (1536x1536, 379 KB) of 2,080 scans: one DC scan, then every AC coefficient of every component in
 // eleven successive-approximation passes. Made with jpegtran -scans (libjpeg-turbo caps a script at 100 scans, so 21
 // scripts over the same picture were spliced: same tables and frame, scans appended). Decoding it takes seconds.
-const MANY_SCANS = readFileSync(fixtureImage('many-scans.jpg'));
+const MANY_SCANS = readFileSync(join(root, 'test', 'fixtures', 'odd-images', 'many-scans.jpg'));
 
 describe('deeply nested JSON', () => {
   it('should refuse a body nested a million levels deep with 400 json_too_deep before parsing it, and stay responsive', async () => {

@@ -29,6 +29,7 @@ interface PackageJson {
   main?: string;
   exports?: unknown;
   dependencies?: Record<string, string>;
+  optionalDependencies?: Record<string, string>;
   peerDependencies?: Record<string, string>;
   peerDependenciesMeta?: Record<string, { optional?: boolean }>;
   devDependencies?: Record<string, string>;
@@ -204,7 +205,7 @@ describe('the packed package', () => {
   });
 
   it('declares every package its code imports, and imports every package it declares', () => {
-    const declared = new Set([...Object.keys(packed.dependencies ?? {}), ...Object.keys(packed.peerDependencies ?? {})]);
+    const declared = new Set([...Object.keys(packed.dependencies ?? {}), ...Object.keys(packed.optionalDependencies ?? {}), ...Object.keys(packed.peerDependencies ?? {})]);
     // Peers are optional: only the adapter subpath that needs one imports it.
     expect(Object.keys(packed.peerDependencies ?? {}).every((name) => packed.peerDependenciesMeta?.[name]?.optional === true)).toBe(true);
     const used = new Set<string>();

@@ -13,7 +13,10 @@ import { packageRoot } from '../src/paths.js';
 import { transformerFlops, type FlopEstimate } from './flops.js';
 import { benchChain, type ChainBenchResult } from './chain.js';
 import { benchInt8, hasInt8Variants, printInt8, type Int8BenchResult } from './int8.js';
+import { benchLocalLlm, LOCAL_LLM_STAND_IN, printLocalLlm, type LocalLlmBenchResult } from './local-llm.js';
 import { median } from './stats.js';
+import { benchCoreBudget, type CoreBudgetBenchResult } from './core-budget.js';
+import { benchLoadMemory, type LoadMemoryResult } from './load-memory.js';
 import { writeLatencyChart } from './chart.js';
 import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
@@ -47,6 +50,7 @@ const { values: args } = parseArgs({
     'server-duration': { type: 'string', default: '10' },
     'skip-server': { type: 'boolean', default: false },
     'skip-int8': { type: 'boolean', default: false },
+    'skip-cores': { type: 'boolean', default: false },
   },
 });
 
@@ -230,6 +234,21 @@ async function main(): Promise<void> {
   } else if (!args['tiny-only']) {
     console.log('\nFull-size stand-ins not found: `npm run models:full-size` writes them to models/full-size/ (needs python3-torch, ~10 min).');
   }
+  // How the two models share the cores: the 0.1 split (half the cores each, spinning pool threads) against the
+  // shared budget (every graph on all cores, one run at a time), one user and four at once; then load and memory.
+  const sharing: CoreBudgetBenchResult[] = [];
+  let memory: LoadMemoryResult | null = null;
+  if (!args['tiny-only'] && !args['skip-cores'] && existsSync(join(fullSize, 'blip-base-standin')) && existsSync(join(fullSize, 'vle-base-standin'))) {
+    const models = { modelsDir: fullSize, captionModel: 'blip-base-standin', vqaModel: 'vle-base-standin' };
+    console.log('\n## Sharing the cores (full-size stand-ins), ms');
+    sharing.push(await benchCoreBudget({ ...models, scheduling: 'split', spin: true, iterations: iterations ?? 2 }));
+    sharing.push(await benchCoreBudget({ ...models, scheduling: 'budget', iterations: iterations ?? 2 }));
+    console.table(Object.fromEntries(sharing.map((result) => [`${result.scheduling}${result.spin ? ' (spinning)' : ''}`, { ...result.firstQuestion, followUpMs: result.followUpMs, ...result.concurrent }])));
+    const same = JSON.stringify(sharing[0]!.answers) === JSON.stringify(sharing[1]!.answers);
+    console.log(`captions and top answers under both schedulings: ${same ? 'identical' : 'DIFFERENT'}`);
+    memory = await benchLoadMemory(models);
+    console.log(`load ${memory.loadMs} ms; RSS ${memory.rssAfterLoadMiB} MiB after load (${memory.rssAfterLoadRatio}x the ${memory.weightMiB} MiB of graphs), ${memory.rssAfterQuestionMiB} MiB after a question (${memory.rssAfterQuestionRatio}x)`);
+  }
   let int8: Int8BenchResult | null = null;
   if (!args['tiny-only'] && !args['skip-int8']) {
     if (hasInt8Variants(fullSize, 'blip-base-standin', 'vle-base-standin')) {
@@ -239,6 +258,14 @@ async function main(): Promise<void> {
     } else {
       console.log('\nNo int8 variants of the full-size stand-ins: `.venv/bin/python models/make_test_models.py --full-size --int8-only` adds them.');
     }
+  }
+  // The embedded LLM, only where its full-size stand-in was made (models/make_tiny_gguf.py --full-size).
+  let localLlm: LocalLlmBenchResult | null = null;
+  if (!args['tiny-only'] && existsSync(join(fullSize, LOCAL_LLM_STAND_IN))) {
+    localLlm = await benchLocalLlm({ modelPath: join(fullSize, LOCAL_LLM_STAND_IN), visionDir: fullSize, iterations: iterations ?? 3, threads: cores, replyTokens: 32 });
+    printLocalLlm(localLlm);
+  } else if (!args['tiny-only']) {
+    console.log('\nNo embedded-LLM stand-in: `.venv/bin/python models/make_tiny_gguf.py --full-size` writes it (~1 GB).');
   }
   const server: unknown[] = [];
   if (!args['skip-server']) {
@@ -256,7 +283,10 @@ async function main(): Promise<void> {
         matmulCeilingGflops: { threads: perModelThreads, value: round(ceiling), shape: single.shape, allCores: round(ceilingAll), allCoresShape: all.shape },
         runtime: results,
         chain: chainResults,
+        sharing,
+        memory,
         int8,
+        localLlm,
         server,
       },
       null,

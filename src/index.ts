@@ -117,3 +117,11 @@ export type { ModelTemplate } from './convert/index.js';
 export { downloadHubSnapshot, selectCheckpointFiles, type DownloadHubSnapshotOptions, type HubSnapshot, type HubFile } from './models/hub/index.js';
 export type { ResolveModelOptions } from './models/resolve-model.js';
 export { ConversionError, type ConversionReason, type ConfigDifference } from './errors/index.js';
+
+// Beyond one machine (issue 15): image work shared between replicas through Redis, evaluation on BullMQ workers.
+// ioredis and bullmq load only when these are used.
+export { createSharedImageCache, SharedImageCache, SHARED_CACHE_DEFAULTS, type SharedImageCacheOptions, type SharedCaption } from './distributed/shared-image-cache.js';
+export { registerSharedCacheMetrics, type SharedCacheOutcome } from './distributed/shared-cache-metrics.js';
+export { runQueuedEval, QUEUED_EVAL_DEFAULTS, type RunQueuedEvalOptions, type QueuedEvalProgress } from './distributed/queued-eval.js';
+export { startEvalWorker, EVAL_WORKER_DEFAULTS, type EvalWorker, type EvalWorkerOptions, type EvalWorkerEvent } from './distributed/eval-worker.js';
+export { QueueJobError, type QueueJobReason } from './errors/index.js';

@@ -9,6 +9,7 @@ import { register as registerChat } from './commands/chat.js';
 import { register as registerEval } from './commands/eval.js';
 import { register as registerModels } from './commands/models.js';
 import { register as registerServe } from './commands/serve.js';
+import { register as registerWorker } from './commands/worker.js';
 import { printError } from './shared.js';
 
 /** Builds the `vqa-llm` program; commands register themselves. */
@@ -26,6 +27,7 @@ export function createProgram(): Command {
   registerModels(program);
   registerServe(program);
   registerEval(program);
+  registerWorker(program);
   return program;
 }
 

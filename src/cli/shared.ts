@@ -17,6 +17,8 @@ export interface ModelCommandOptions {
   int8?: boolean;
   offline?: boolean;
   json?: boolean;
+  /** Shared image-work cache URL (`--cache` / `VQA_LLM_REDIS_URL`), for commands that offer it. */
+  cache?: string;
 }
 
 /** Adds `--models`, `--caption-model`, `--vqa-model`, `--threads`, `--workers`, `--int8`, `--offline`. */
@@ -25,7 +27,7 @@ export function addModelOptions(command: Command): Command {
     .addOption(new Option('--models <dir>', 'folder holding model folders').env('VQA_LLM_MODELS'))
     .option('--caption-model <name>', 'caption model: folder name under --models, a path, or a hub id owner/name', DEFAULT_CAPTION_MODEL)
     .option('--vqa-model <name>', 'VQA model: folder name under --models, a path, or a hub id owner/name', DEFAULT_VQA_MODEL)
-    .option('--threads <n>', 'onnxruntime threads per model (default: cores shared between the models)', parsePositiveInteger('--threads'))
+    .option('--threads <n>', 'onnxruntime threads per graph (default: the cores the process may use, shared by the two models through one core budget: see docs/performance.md)', parsePositiveInteger('--threads'))
     .option('--workers <n>', 'worker threads per model (0 = run in the main thread)', parseNonNegativeInteger('--workers'))
     .option('--int8', 'use the int8 graphs where the model folder has them')
     .option('--offline', 'never download: use local folders and the cache only (also VQA_LLM_OFFLINE=1)');
@@ -65,6 +67,7 @@ export async function openVisionModels(options: ModelCommandOptions, extra: { on
     workers: options.workers,
     quantized: options.int8,
     offline: options.offline || undefined,
+    cache: options.cache,
     onProgress: extra.onProgress ?? createProgressReporter(),
   });
 }

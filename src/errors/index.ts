@@ -11,3 +11,4 @@ export { CheckpointError, type CheckpointReason, type CheckpointErrorOptions } f
 export { InvalidConversationError, type InvalidConversationReason, type InvalidConversationErrorOptions } from './invalid-conversation-error.js';
 export { ConversionError, type ConversionReason, type ConversionErrorOptions, type ConfigDifference } from './conversion-error.js';
 export { LocalLlmError, type LocalLlmReason } from './local-llm-error.js';
+export { QueueJobError, type QueueJobReason } from './queue-job-error.js';

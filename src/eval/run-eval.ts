@@ -167,7 +167,8 @@ export async function runEval(options: RunEvalOptions): Promise<RunEvalResult> {
             // A signal per question: the chain leaves abort listeners on the signal it is given, and one shared
             // signal would collect them across thousands of questions.
             const signal = options.signal ? AbortSignal.any([options.signal]) : undefined;
-            const result = await options.chain.invoke({ image: question.image, question: question.question }, { signal });
+            // The question id travels as metadata: a queued chain names its job by it (src/distributed/queue-chain.ts).
+            const result = await options.chain.invoke({ image: question.image, question: question.question }, { signal, metadata: { questionId: question.questionId } });
             record = toPredictionRecord(question, result);
           } catch (error) {
             if (options.signal?.aborted) return;

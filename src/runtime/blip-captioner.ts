@@ -64,13 +64,23 @@ export class BlipCaptioner extends VisionModelBase {
     const imageOptions = { limits: this.options.imageLimits, signal: options.signal };
     const source = await readSource(image, imageOptions);
     const cacheKey = `${source.hash}|${JSON.stringify([options.prefix ?? '', search])}`;
-    const cached = this.captions.get(cacheKey);
+    const cached = this.captions.get(cacheKey) ?? (await this.sharedCaption(cacheKey));
     if (cached) return { ...cached, cached: true, timings: { ...source.timings, total: performance.now() - started } };
     const stage = await embeddingsOrImage(source, this.embeddings, imageOptions);
 
     const caption = await this.generate(stage, promptIds, search, options.signal, started);
-    if (caption.imageEmbeds) this.embeddings.set(source.hash, caption.imageEmbeds);
+    if (caption.imageEmbeds) await this.embeddings.store(source.hash, caption.imageEmbeds);
     delete caption.imageEmbeds;
+    this.captions.set(cacheKey, caption);
+    await this.options.sharedCache?.setCaption(this.modelId, cacheKey, caption);
+    return caption;
+  }
+
+  /** A caption another process made for the same model, image and settings; kept locally too. */
+  private async sharedCaption(cacheKey: string): Promise<CaptionResult | undefined> {
+    const shared = await this.options.sharedCache?.getCaption(this.modelId, cacheKey);
+    if (!shared) return undefined;
+    const caption: CaptionResult = { caption: shared.caption, tokenIds: shared.tokenIds, cached: true, timings: {}, model: this.name };
     this.captions.set(cacheKey, caption);
     return caption;
   }

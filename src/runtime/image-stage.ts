@@ -42,7 +42,7 @@ export async function embeddingsOrImage(
   cache: EmbeddingCache,
   options: { limits?: ImageLimits; signal?: AbortSignal },
 ): Promise<{ image?: LoadedImage; imageEmbeds?: TensorData; timings: StageTimings }> {
-  const imageEmbeds = cache.get(source.hash);
+  const imageEmbeds = await cache.lookup(source.hash);
   if (imageEmbeds) return { imageEmbeds, timings: source.timings };
   const decoded = await decodeSource(source, options);
   return { image: decoded.image, timings: decoded.timings };

@@ -40,7 +40,8 @@ export async function loadModelFolder(folder: string, kind: WorkerModelSpec['kin
   }
   const session = options.session ?? {};
   const spec: WorkerModelSpec = {
-    key: `${folder}|${options.quantized ? 'int8' : 'fp32'}|${session.intraOpNumThreads ?? 1}|${session.graphOptimizationLevel ?? 'all'}`,
+    // Every session setting is part of the key: a worker holding the same folder with other settings opens it anew.
+    key: `${folder}|${options.quantized ? 'int8' : 'fp32'}|${JSON.stringify(session, Object.keys(session).sort())}`,
     kind,
     graphs,
     session,

@@ -1,15 +1,26 @@
 import { InvalidOptionError } from '../errors/invalid-option-error.js';
 import type { ImageLimits } from '../types.js';
-import { EmbeddingCache } from './embedding-cache.js';
+import { budgetExecutor } from './budgeted-executor.js';
+import type { CoreBudget } from './core-budget.js';
+import { countVisionEncoderRun } from '../distributed/shared-cache-metrics.js';
+import { modelIdentity } from '../distributed/model-identity.js';
+import { EmbeddingCache, type SharedImageWork } from './embedding-cache.js';
 import { createExecutor, defaultThreadsPerWorker, type Executor } from './executor.js';
 import { loadModelFolder, type LoadedModelFolder } from './model-loader.js';
+import type { GraphSessionOptions } from './onnx-session.js';
 import type { WorkerModelSpec } from './worker-protocol.js';
 
 export interface VisionModelOptions {
   /** Worker threads for this model; 0 runs inference on the calling thread. Default 1. */
   workers?: number;
-  /** onnxruntime threads per worker. Default: the machine's cores shared among all workers. */
+  /** onnxruntime threads per worker. Default: the budget's cores with `coreBudget`, else the machine's cores shared among all workers. */
   threads?: number;
+  /** Each run waits for its `threads` cores in this budget, shared with other models, before it starts. */
+  coreBudget?: CoreBudget;
+  /** Lead of this model's runs in the budget's queue, in ms (see `CoreRequest.leadMs`). Default 0. */
+  runLeadMs?: number;
+  /** onnxruntime settings beyond the thread count (spinning, arena, memory patterns). */
+  sessionOptions?: Omit<GraphSessionOptions, 'intraOpNumThreads'>;
   /** Use int8 graphs where the folder has them. */
   quantized?: boolean;
   /** Budget of the per-image embedding cache in bytes. Default 256 MiB. */
@@ -20,6 +31,8 @@ export interface VisionModelOptions {
   verifyChecksums?: boolean;
   /** Run inference on this executor instead of creating one (it is not destroyed by `dispose`). */
   executor?: Executor;
+  /** Image work shared with other processes (Redis: `createSharedImageCache`), behind the local caches. */
+  sharedCache?: SharedImageWork;
 }
 
 const defaultEmbeddingCacheBytes = 256 * 1024 * 1024;
@@ -34,12 +47,14 @@ export interface OpenedModel {
 /** Reads the folder on this thread, then opens its sessions in the workers, so a broken graph fails at load time. */
 export async function openModel(folder: string, kind: WorkerModelSpec['kind'], options: VisionModelOptions): Promise<OpenedModel> {
   const workers = options.workers ?? 1;
+  const threads = options.threads ?? options.coreBudget?.cores ?? defaultThreadsPerWorker(workers);
   const model = await loadModelFolder(folder, kind, {
     quantized: options.quantized,
     verifyChecksums: options.verifyChecksums,
-    session: { intraOpNumThreads: options.threads ?? defaultThreadsPerWorker(workers) },
+    session: { ...options.sessionOptions, intraOpNumThreads: threads },
   });
-  const executor = options.executor ?? createExecutor({ workers });
+  const inner = options.executor ?? createExecutor({ workers });
+  const executor = options.coreBudget ? budgetExecutor(inner, { budget: options.coreBudget, cores: threads, leadMs: options.runLeadMs }) : inner;
   try {
     await executor.run({ type: 'load', model: model.spec });
   } catch (error) {
@@ -54,6 +69,8 @@ export abstract class VisionModelBase {
   protected readonly model: LoadedModelFolder;
   protected readonly executor: Executor;
   protected readonly embeddings: EmbeddingCache;
+  /** Names this exact model in the shared cache (see modelIdentity). */
+  protected readonly modelId: string;
   private readonly ownsExecutor: boolean;
 
   protected constructor(
@@ -63,7 +80,12 @@ export abstract class VisionModelBase {
     this.model = opened.model;
     this.executor = opened.executor;
     this.ownsExecutor = opened.ownsExecutor;
-    this.embeddings = new EmbeddingCache(options.embeddingCacheBytes ?? defaultEmbeddingCacheBytes);
+    this.modelId = modelIdentity(this.model);
+    const kind = this.model.manifest.kind;
+    this.embeddings = new EmbeddingCache(options.embeddingCacheBytes ?? defaultEmbeddingCacheBytes, {
+      shared: options.sharedCache?.embeddingsFor(this.modelId),
+      onStore: () => countVisionEncoderRun(kind),
+    });
   }
 
   /** The model's name from its manifest. */

@@ -3,10 +3,19 @@ import { LRUCache } from 'lru-cache';
 import { DEFAULT_CAPTION_MODEL, DEFAULT_VQA_MODEL } from '../models/defaults.js';
 import { resolveModel } from '../models/resolve-model.js';
 import type { ImageInput, ImageLimits, LoadedImage, ProgressCallback, VisionModels } from '../types.js';
+import { createSharedImageCache, type SharedImageCache } from '../distributed/shared-image-cache.js';
 import { BlipCaptioner } from './blip-captioner.js';
 import type { VisionModelOptions } from './vision-model-base.js';
 import { VleVqa } from './vle-vqa.js';
 import { decodeSource, readSource } from './image-stage.js';
+import { CoreBudget } from './core-budget.js';
+import { InvalidOptionError } from '../errors/invalid-option-error.js';
+
+/**
+ * How far ahead of earlier-queued caption runs a VQA run goes: enough to cover the milliseconds between a
+ * question's two calls, far less than a run lasts, so under load runs still start roughly in arrival order.
+ */
+const VQA_RUN_LEAD_MS = 50;
 
 export interface VisionModelsOptions {
   /** Folder holding model folders looked up by name (default: `VQA_LLM_MODELS`, else the per-user data folder). */
@@ -19,9 +28,26 @@ export interface VisionModelsOptions {
   captionModel?: string;
   /** VQA model, likewise. Default `hfl/vle-base-for-vqa`. */
   vqaModel?: string;
-  /** onnxruntime threads per model. Default: the machine's cores shared between the two models. */
+  /**
+   * Cores the vision models may use together (the process's share of the machine). Default
+   * `os.availableParallelism()`.
+   */
+  cores?: number;
+  /**
+   * How the two models share the cores. `'budget'` (default): every graph runs on all `cores`, and a run starts
+   * only when its cores are free, so one question's VQA runs first on every core and its caption after it, and
+   * concurrent questions queue instead of oversubscribing the machine. `'split'`: each model has its own
+   * `cores / 2` threads and runs whenever asked (what 0.1 did).
+   */
+  scheduling?: 'budget' | 'split';
+  /** onnxruntime threads per model. Default: `cores` with `'budget'` scheduling, `cores / 2` with `'split'`. */
   threads?: number;
-  /** Worker threads per model; 0 runs inference on the calling thread. Default 1. */
+  /** onnxruntime settings beyond threads (spin-waiting, memory arena, memory patterns), for tuning. */
+  sessionOptions?: VisionModelOptions['sessionOptions'];
+  /**
+   * Worker threads per model; 0 runs inference on the calling thread. Default 1. Each worker holds its own copy of
+   * the model's sessions; under `'budget'` scheduling more workers add memory, not speed.
+   */
   workers?: number;
   quantized?: boolean;
   embeddingCacheBytes?: number;
@@ -37,10 +63,16 @@ export interface VisionModelsOptions {
   /** Never download: local folders and the cache only. Default: `VQA_LLM_OFFLINE`. */
   offline?: boolean;
   signal?: AbortSignal;
+  /**
+   * Share captions and image embeddings with other processes through Redis: a `redis://` URL (closed by
+   * `dispose`) or a cache from `createSharedImageCache` (left open). Default: none, each process caches alone.
+   */
+  cache?: string | SharedImageCache;
 }
 
 /**
- * Loads the captioner and the VQA model side by side (each in its own worker pool, so they run concurrently).
+ * Loads the captioner and the VQA model side by side, each in its own worker pool, drawing their cores from one
+ * budget (see docs/performance.md).
  *
  * @example
  * const vision = await createVisionModels({ modelsDir: 'test/fixtures/models', captionModel: 'tiny-blip', vqaModel: 'tiny-vle' });
@@ -49,26 +81,46 @@ export interface VisionModelsOptions {
  * await vision.dispose();
  */
 export async function createVisionModels(options: VisionModelsOptions = {}): Promise<VisionModels & { captioner: BlipCaptioner; vqa: VleVqa; clearCache(): void }> {
+  // Checked before anything is resolved or downloaded.
+  const scheduling = options.scheduling ?? 'budget';
+  if (scheduling !== 'budget' && scheduling !== 'split') throw new InvalidOptionError('invalid_value', `scheduling must be 'budget' or 'split', got ${String(scheduling)}.`);
   const resolveOptions = { modelsDir: options.modelsDir, onProgress: options.onProgress, offline: options.offline, signal: options.signal };
   const [captionFolder, vqaFolder] = await Promise.all([
     resolveModel(options.captionModel ?? DEFAULT_CAPTION_MODEL, resolveOptions),
     resolveModel(options.vqaModel ?? DEFAULT_VQA_MODEL, resolveOptions),
   ]);
   const workers = options.workers ?? 1;
+  const sharedCache = typeof options.cache === 'string' ? createSharedImageCache({ url: options.cache }) : options.cache;
+  const closeSharedCache = async (): Promise<void> => {
+    if (typeof options.cache === 'string') await sharedCache?.close();
+  };
+  const cores = options.cores ?? availableParallelism();
+  const coreBudget = scheduling === 'budget' ? new CoreBudget({ cores }) : undefined;
   const modelOptions: VisionModelOptions = {
     workers,
-    threads: options.threads ?? Math.max(1, Math.floor(availableParallelism() / (2 * Math.max(1, workers)))),
+    threads: options.threads ?? (coreBudget ? cores : Math.max(1, Math.floor(cores / (2 * Math.max(1, workers))))),
+    coreBudget,
+    sessionOptions: options.sessionOptions,
     quantized: options.quantized,
     embeddingCacheBytes: options.embeddingCacheBytes,
     imageLimits: options.imageLimits,
     verifyChecksums: options.verifyChecksums,
+    sharedCache,
   };
   options.onProgress?.({ status: 'start', task: 'load-models' });
-  const [captioner, vqa] = await Promise.allSettled([BlipCaptioner.load(captionFolder, modelOptions), VleVqa.load(vqaFolder, modelOptions)]);
+  // Connects while the models load, so the first answers already share (an unreachable Redis only means misses).
+  const sharedCacheReady = sharedCache?.ready();
+  // Both load at once; in the budget's queue a question's VQA run goes ahead of the caption run queued with it.
+  const [captioner, vqa] = await Promise.allSettled([
+    BlipCaptioner.load(captionFolder, modelOptions),
+    VleVqa.load(vqaFolder, { ...modelOptions, runLeadMs: VQA_RUN_LEAD_MS }),
+  ]);
+  await sharedCacheReady;
   if (captioner.status === 'rejected' || vqa.status === 'rejected') {
     // Do not leak the worker threads of the half that did load.
     if (captioner.status === 'fulfilled') await captioner.value.dispose();
     if (vqa.status === 'fulfilled') await vqa.value.dispose();
+    await closeSharedCache();
     throw captioner.status === 'rejected' ? captioner.reason : (vqa as PromiseRejectedResult).reason;
   }
   options.onProgress?.({ status: 'ready', task: 'load-models' });
@@ -99,6 +151,7 @@ export async function createVisionModels(options: VisionModelsOptions = {}): Pro
     dispose: async () => {
       decoded?.clear();
       await Promise.all([captioner.value.dispose(), vqa.value.dispose()]);
+      await closeSharedCache();
     },
   };
 }

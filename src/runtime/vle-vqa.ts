@@ -56,7 +56,7 @@ export class VleVqa extends VisionModelBase {
     const source = await readSource(image, imageOptions);
     const stage = await embeddingsOrImage(source, this.embeddings, imageOptions);
     const result = await this.answer(stage, inputIds, topK, options.signal, started);
-    if (result.imageEmbeds) this.embeddings.set(source.hash, result.imageEmbeds);
+    if (result.imageEmbeds) await this.embeddings.store(source.hash, result.imageEmbeds);
     delete result.imageEmbeds;
     return { ...result, imageCached: stage.imageEmbeds !== undefined, ...this.warningsFor(inputIds) };
   }

@@ -1,5 +1,6 @@
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
 import type { VqaResult } from '../../chains/types.js';
+import { registerSharedCacheMetrics } from '../distributed/shared-cache-metrics.js';
 import type { RequestQueueState } from './request-queue.js';
 
 /** The server's Prometheus metrics, on a registry of its own so that several servers can live in one process. */
@@ -26,6 +27,7 @@ const LATENCY_BUCKETS = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10
 export function createServerMetrics(options: { defaultMetrics?: boolean } = {}): ServerMetrics {
   const registry = new Registry();
   if (options.defaultMetrics ?? true) collectDefaultMetrics({ register: registry });
+  registerSharedCacheMetrics(registry);
   const requests = new Counter({
     name: 'vqa_llm_http_requests_total',
     help: 'HTTP requests by method, route and status.',

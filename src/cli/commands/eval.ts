@@ -8,6 +8,7 @@ import { readPredictions } from '../../eval/predictions.js';
 import { RUN_EVAL_DEFAULTS, runEval, type EvalProgress } from '../../eval/run-eval.js';
 import { summarizeEval, type EvalSummary } from '../../eval/summary.js';
 import type { EvalQuestion, ReferenceSet } from '../../eval/types.js';
+import { runQueuedEvalForCli } from '../../distributed/queued-eval-cli.js';
 import { addModelOptions, openVisionModels, parsePositiveInteger, printJson } from '../shared.js';
 import { abortOnInterrupt, addLlmOptions, createChainForCli, createLlmForCli, disposeLlmForCli, type LlmCommandOptions } from './ask.js';
 
@@ -22,6 +23,7 @@ interface EvalRunOptions extends LlmCommandOptions {
   limit?: number;
   fresh?: boolean;
   strict?: boolean;
+  queue?: string;
 }
 
 interface EvalScoreOptions {
@@ -113,10 +115,12 @@ export function register(program: Command): void {
         .option('--limit <n>', 'only the first n questions', parsePositiveInteger('--limit'))
         .option('--fresh', 'start over instead of resuming an existing --output')
         .option('--json', 'print the summary as JSON')
-        .option('--strict', 'exit 1 when any issue (missing image, failed question, ...) was found'),
+        .option('--strict', 'exit 1 when any issue (missing image, failed question, ...) was found')
+        .option('--queue <url>', 'send the questions to `vqa-llm worker` processes through Redis (BullMQ), e.g. redis://10.0.0.5:6379/0; model and LLM flags then belong to the workers (see docs/scaling.md)'),
     ),
   ).action(async (options: EvalRunOptions) => {
     const dataset = await loadDataset(options);
+    if (options.queue) return report(await runQueuedEvalForCli({ dataset, queue: options.queue, output: options.output, limit: options.limit, fresh: options.fresh }), options);
     const llm = await createLlmForCli(options);
     const vision = await openVisionModels(options).catch(async (error: unknown) => {
       await disposeLlmForCli(llm);

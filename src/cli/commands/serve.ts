@@ -139,6 +139,7 @@ export function register(program: Command): void {
     .option('--allowed-host <name>', 'a Host header the server answers to; repeat for several, * for any (default: loopback names when bound to loopback, else any; env VQA_LLM_ALLOWED_HOSTS)', collect)
     .option('--cors-origin <origin>', 'a browser origin allowed to call the API (CORS), e.g. https://app.example.com; repeat for several (default none; env VQA_LLM_CORS_ORIGINS)', collect)
     .addOption(new Option('--max-connections <n>', 'open connections at once; more are closed on arrival').env('VQA_LLM_MAX_CONNECTIONS').default(SERVER_DEFAULTS.maxConnections).argParser(parsePositiveInteger('--max-connections')))
+    .addOption(new Option('--cache <url>', 'share captions and image embeddings with other replicas through Redis, e.g. redis://10.0.0.5:6379/0?ttl=3600 (see docs/scaling.md)').env('VQA_LLM_REDIS_URL'));
   addModelOptions(command).action(async (options: ServeCommandOptions, self: Command) => {
     const env = process.env;
     const allowImageUrls = options.allowImageUrls ?? envFlag('VQA_LLM_ALLOW_IMAGE_URLS', env) ?? SERVER_DEFAULTS.allowImageUrls;
@@ -201,6 +202,7 @@ export function register(program: Command): void {
       { name: 'allowed hosts', value: allowedHosts.length > 0 ? allowedHosts.join(' ') : `${SERVER_DEFAULTS.loopbackHosts.join(' ')} when bound to loopback, else any`, source: options.allowedHost ? '--allowed-host' : env.VQA_LLM_ALLOWED_HOSTS ? 'env VQA_LLM_ALLOWED_HOSTS' : 'default' },
       { name: 'cors origins', value: corsOrigins.length > 0 ? corsOrigins.join(' ') : 'none (CORS off, cross-site posts refused)', source: options.corsOrigin ? '--cors-origin' : env.VQA_LLM_CORS_ORIGINS ? 'env VQA_LLM_CORS_ORIGINS' : 'default' },
       { name: 'max connections', value: String(options.maxConnections), source: sourceOf(self, 'maxConnections', '--max-connections') },
+      { name: 'shared cache', value: options.cache ? maskUrl(options.cache) : 'none (this replica caches alone)', source: sourceOf(self, 'cache', '--cache') },
     );
     process.stderr.write(`vqa-llm serve configuration:\n${formatConfig(entries)}\n`);
 

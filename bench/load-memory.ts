@@ -1,0 +1,91 @@
+// Cold load and resident memory of the vision models, against the bytes of their graphs:
+//   node dist/bench/load-memory.js [--tiny] [--arena] [--initializers-in-arena] [--no-mem-pattern] [--no-prepack]
+// (the flags turn onnxruntime's own defaults back on, or prepacking off)
+// Prints RESULT {...}: load ms, RSS after load and after one question, each also as a ratio to the graphs' bytes.
+import { readdirSync, readFileSync, statSync } from 'node:fs';
+import { join } from 'node:path';
+import { performance } from 'node:perf_hooks';
+import { parseArgs } from 'node:util';
+import { packageRoot } from '../src/paths.js';
+import { createVisionModels } from '../src/runtime/vision-models.js';
+import type { GraphSessionOptions } from '../src/runtime/onnx-session.js';
+
+export interface LoadMemoryResult {
+  sessionOptions: Omit<GraphSessionOptions, 'intraOpNumThreads'>;
+  weightMiB: number;
+  loadMs: number;
+  rssAfterLoadMiB: number;
+  rssAfterQuestionMiB: number;
+  rssAfterLoadRatio: number;
+  rssAfterQuestionRatio: number;
+  firstQuestionMs: number;
+  answer: string;
+}
+
+const root = packageRoot();
+const MiB = 1024 * 1024;
+
+/** Bytes of the fp32 graphs (and their external data) of a model folder. */
+export function graphBytes(folder: string): number {
+  const onnx = join(folder, 'onnx');
+  return readdirSync(onnx)
+    .filter((name) => !name.includes('.int8.'))
+    .reduce((sum, name) => sum + statSync(join(onnx, name)).size, 0);
+}
+
+export async function benchLoadMemory(options: {
+  modelsDir: string;
+  captionModel: string;
+  vqaModel: string;
+  sessionOptions?: Omit<GraphSessionOptions, 'intraOpNumThreads'>;
+}): Promise<LoadMemoryResult> {
+  const weightBytes = graphBytes(join(options.modelsDir, options.captionModel)) + graphBytes(join(options.modelsDir, options.vqaModel));
+  const started = performance.now();
+  const vision = await createVisionModels({ modelsDir: options.modelsDir, captionModel: options.captionModel, vqaModel: options.vqaModel, offline: true, sessionOptions: options.sessionOptions });
+  const loadMs = performance.now() - started;
+  try {
+    const rssAfterLoad = process.memoryUsage().rss;
+    const image = readFileSync(join(root, 'test', 'fixtures', 'eval', 'dogs.jpg'));
+    const questionStarted = performance.now();
+    const [caption, answers] = await Promise.all([vision.caption(image), vision.candidates(image, 'What is in the picture?')]);
+    const firstQuestionMs = performance.now() - questionStarted;
+    const rssAfterQuestion = process.memoryUsage().rss;
+    return {
+      sessionOptions: options.sessionOptions ?? {},
+      weightMiB: Math.round(weightBytes / MiB),
+      loadMs: Math.round(loadMs),
+      rssAfterLoadMiB: Math.round(rssAfterLoad / MiB),
+      rssAfterQuestionMiB: Math.round(rssAfterQuestion / MiB),
+      rssAfterLoadRatio: Math.round((rssAfterLoad / weightBytes) * 100) / 100,
+      rssAfterQuestionRatio: Math.round((rssAfterQuestion / weightBytes) * 100) / 100,
+      firstQuestionMs: Math.round(firstQuestionMs),
+      answer: `${caption.caption} | ${answers.candidates[0]!.answer}`,
+    };
+  } finally {
+    await vision.dispose();
+  }
+}
+
+if (process.argv[1] && import.meta.url.endsWith(process.argv[1].replace(/.*\/dist\//, '/dist/'))) {
+  const { values } = parseArgs({
+    options: {
+      tiny: { type: 'boolean', default: false },
+      arena: { type: 'boolean', default: false },
+      'no-mem-pattern': { type: 'boolean', default: false },
+      'initializers-in-arena': { type: 'boolean', default: false },
+      'no-prepack': { type: 'boolean', default: false },
+    },
+  });
+  const sessionOptions: Omit<GraphSessionOptions, 'intraOpNumThreads'> = {};
+  if (values.arena) sessionOptions.enableCpuMemArena = true;
+  if (values['no-mem-pattern']) sessionOptions.enableMemPattern = false;
+  if (values['initializers-in-arena']) sessionOptions.initializersInArena = true;
+  if (values['no-prepack']) sessionOptions.prepackWeights = false;
+  const result = await benchLoadMemory({
+    modelsDir: values.tiny ? join(root, 'test', 'fixtures', 'models') : join(root, 'models', 'full-size'),
+    captionModel: values.tiny ? 'tiny-blip' : 'blip-base-standin',
+    vqaModel: values.tiny ? 'tiny-vle' : 'vle-base-standin',
+    sessionOptions,
+  });
+  console.log(`RESULT ${JSON.stringify(result)}`);
+}

@@ -35,7 +35,9 @@ let knownRepos: Promise<Set<string>> | undefined;
 export function convertedFolder(cacheDir: string, hubUrl: string, repo: string, revision: string): string {
   const { url } = parseHubEndpoint({ endpoint: hubUrl });
   const parsed = new URL(url);
-  const host = `${parsed.port ? `${parsed.hostname}_${parsed.port}` : parsed.hostname}${parsed.pathname}`.replace(/[^\w.-]/g, '_');
+  // Host, port and any path prefix (a mirror under a path), as the hub client keys its own cache.
+  const prefix = parsed.pathname.replace(/^\/+|\/+$/g, '');
+  const host = `${parsed.port ? `${parsed.hostname}_${parsed.port}` : parsed.hostname}${prefix ? `_${prefix}` : ''}`.replace(/[^\w.-]/g, '_');
   const [owner, name] = repo.split('/') as [string, string];
   return path.join(cacheDir, 'converted', host, owner, name, encodeURIComponent(revision));
 }

@@ -84,10 +84,18 @@ export async function createVisionModels(options: VisionModelsOptions = {}): Pro
   // Checked before anything is resolved or downloaded.
   const scheduling = options.scheduling ?? 'budget';
   if (scheduling !== 'budget' && scheduling !== 'split') throw new InvalidOptionError('invalid_value', `scheduling must be 'budget' or 'split', got ${String(scheduling)}.`);
-  const resolveOptions = { modelsDir: options.modelsDir, onProgress: options.onProgress, offline: options.offline, signal: options.signal };
+  // When one model cannot be had, the other's download or conversion stops too: minutes of work for nothing, and a
+  // CLI that would stay alive until it ended.
+  const sibling = new AbortController();
+  const signal = options.signal ? AbortSignal.any([options.signal, sibling.signal]) : sibling.signal;
+  const resolveOptions = { modelsDir: options.modelsDir, onProgress: options.onProgress, offline: options.offline, signal };
+  const stopSibling = (error: unknown): never => {
+    sibling.abort(error);
+    throw error;
+  };
   const [captionFolder, vqaFolder] = await Promise.all([
-    resolveModel(options.captionModel ?? DEFAULT_CAPTION_MODEL, resolveOptions),
-    resolveModel(options.vqaModel ?? DEFAULT_VQA_MODEL, resolveOptions),
+    resolveModel(options.captionModel ?? DEFAULT_CAPTION_MODEL, resolveOptions).catch(stopSibling),
+    resolveModel(options.vqaModel ?? DEFAULT_VQA_MODEL, resolveOptions).catch(stopSibling),
   ]);
   const workers = options.workers ?? 1;
   const sharedCache = typeof options.cache === 'string' ? createSharedImageCache({ url: options.cache }) : options.cache;

@@ -24,7 +24,7 @@ import {
 import { ByteProgress } from './byte-progress.js';
 import { parseHubEndpoint } from './hub/hub-endpoint.js';
 import { scopedFetch } from './hub/scoped-fetch.js';
-import { cachedConvertedFolder, convertedFolder, knownUpstreamRepos, resolveUpstreamModel } from './upstream-model.js';
+import { cachedModelFolder, convertedFolder, knownUpstreamRepos, resolveUpstreamModel } from './upstream-model.js';
 import {
   MODEL_SETTINGS_HINT,
   checkModelFolder,
@@ -143,7 +143,7 @@ export async function resolveModel(spec: string, options: ResolveModelOptions = 
       if (exported) return checkLocal(exported, options);
       const upstream = { ...options, spec, repo: source.repo, revision, endpointUrl: hubUrl, cacheDir };
       // A checkpoint converted earlier is used without any request, like a cached published folder.
-      const converted = await cachedConvertedFolder(convertedFolder(cacheDir, hubUrl, source.repo, revision), options.kind);
+      const converted = await cachedModelFolder(convertedFolder(cacheDir, hubUrl, source.repo, revision), options.kind);
       if (converted) {
         options.onProgress?.({ status: 'ready', task: `convert:${name}` });
         return converted;
@@ -242,8 +242,7 @@ interface RemoteSource {
 
 async function resolveRemote(source: RemoteSource, options: ResolveModelOptions): Promise<string> {
   const { folder } = source;
-  const cached = await checkCached(folder, options);
-  if (cached) {
+  if (await cachedModelFolder(folder, options.kind)) {
     options.onProgress?.({ status: 'ready', task: `download:${source.spec}` });
     return folder;
   }
@@ -317,22 +316,10 @@ async function publish(staging: string, folder: string, options: ResolveModelOpt
     const code = (error as NodeJS.ErrnoException).code;
     if (code !== 'ENOTEMPTY' && code !== 'EEXIST' && code !== 'EPERM') throw error;
   }
-  if (await checkCached(folder, options)) return;
+  if (await cachedModelFolder(folder, options.kind)) return;
   // What is there is broken (a cache edited by hand): replace it.
   await rm(folder, { recursive: true, force: true });
   await rename(staging, folder);
-}
-
-/** True when the cache folder is complete; a damaged one is treated as absent and downloaded again. */
-async function checkCached(folder: string, options: ResolveModelOptions): Promise<boolean> {
-  if (!(await isDirectory(folder))) return false;
-  try {
-    await checkModelFolder(folder, { kind: options.kind });
-    return true;
-  } catch (error) {
-    if (ModelIntegrityError.isInstance(error) && error.reason !== 'wrong_kind') return false;
-    throw error;
-  }
 }
 
 async function downloadFile(

@@ -43,11 +43,12 @@ export function convertedFolder(cacheDir: string, hubUrl: string, repo: string, 
 }
 
 /**
- * The cached converted folder when it is complete (and of `kind`), else undefined. A damaged folder counts as absent.
+ * A cached model folder (converted or downloaded) when it is complete (and of `kind`), else undefined. A damaged
+ * folder counts as absent, so that it is made again.
  *
  * @internal
  */
-export async function cachedConvertedFolder(folder: string, kind: ModelKind | undefined): Promise<string | undefined> {
+export async function cachedModelFolder(folder: string, kind: ModelKind | undefined): Promise<string | undefined> {
   if (!(await stat(folder).then((stats) => stats.isDirectory(), () => false))) return undefined;
   try {
     await checkModelFolder(folder, { kind });
@@ -77,12 +78,8 @@ export interface ResolveUpstreamOptions extends ResolveModelOptions {
  */
 export async function resolveUpstreamModel(options: ResolveUpstreamOptions): Promise<string> {
   const { spec, repo, revision, endpointUrl, cacheDir, signal } = options;
+  // resolveModel looked in the cache already; it is looked at again under the lock below.
   const folder = convertedFolder(cacheDir, endpointUrl, repo, revision);
-  const cached = await cachedConvertedFolder(folder, options.kind);
-  if (cached) {
-    options.onProgress?.({ status: 'ready', task: `convert:${repo.split('/')[1]}` });
-    return cached;
-  }
   if (options.offline ?? isOfflineByEnv()) {
     throw new ModelNotFoundError(
       'missing_folder',
@@ -101,7 +98,7 @@ export async function resolveUpstreamModel(options: ResolveUpstreamOptions): Pro
     onWait: () => options.onProgress?.({ status: 'start', task: `wait:${spec}` }),
   });
   try {
-    const theirs = await cachedConvertedFolder(folder, options.kind);
+    const theirs = await cachedModelFolder(folder, options.kind);
     if (theirs) return theirs;
     const snapshot = await downloadHubSnapshot({
       repo,

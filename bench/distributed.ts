@@ -4,7 +4,9 @@
 //    three questions each (VQAv2 test-dev: 107,394 questions on 36,807 images);
 // 2. the latency of a follow-up question on another `vqa-llm serve` replica (image work from Redis) against the
 //    same follow-up on the replica that did the work (local cache) and against a first question (no cache);
-// 3. the shared cache's float16 storage: bytes per entry and what it changes in the VQA scores.
+// 3. the shared cache's float16 storage: bytes per entry and what it changes in the VQA scores;
+// 4. what a queued image costs: the producer reading, hashing and putting its bytes in Redis, a worker reading and
+//    checking them, and the Redis memory it holds meanwhile (`--image-cost` runs this part alone: seconds).
 // Tiny test models by default; --full-size uses the stand-ins of `npm run models:full-size` (short runs).
 // It starts its own redis-server (Debian's package) on a free loopback port.
 import { spawn, type ChildProcess } from 'node:child_process';
@@ -17,7 +19,9 @@ import { parseArgs } from 'node:util';
 import sharp from 'sharp';
 import { Redis } from 'ioredis';
 import { createVqaChain } from '../chains/vqa-chain.js';
+import { fetchImage, imageRef, imageStoreKey, putImage } from '../src/distributed/image-store.js';
 import { runQueuedEval } from '../src/distributed/queued-eval.js';
+import { readImageInput } from '../src/image/load-image.js';
 import { loadJsonlDataset } from '../src/eval/dataset.js';
 import { runEval } from '../src/eval/run-eval.js';
 import { packageRoot } from '../src/paths.js';
@@ -31,6 +35,7 @@ const { values: args } = parseArgs({
     workers: { type: 'string', default: '1,2,3' },
     'full-size': { type: 'boolean', default: false },
     'latency-images': { type: 'string', default: '10' },
+    'image-cost': { type: 'boolean', default: false },
     out: { type: 'string' },
   },
 });
@@ -236,7 +241,64 @@ async function float16Effect(redisUrl: string, imageCount: number): Promise<Reco
   return { images: imageCount, maxScoreDifference, top1Agreement: top1Agree / imageCount, top5OrderAgreement: top5Agree / imageCount, ...sizes };
 }
 
+/**
+ * The per-image cost image jobs add: COCO-sized JPEGs (640x480; quality 97 to reach val2014's ~160 KB from the smooth fixture photos), each
+ * read from disk, hashed and put in Redis by the producer (a miss: EXPIRE then SET), then read and checked by a
+ * worker (GET, length, sha256), one at a time on loopback; and Redis's own MEMORY USAGE of each key.
+ */
+async function imageCost(redisUrl: string, count: number): Promise<Record<string, number>> {
+  const fixtures = join(root, 'test', 'fixtures', 'eval');
+  const bases = ['dogs.jpg', 'door.jpg', 'fishing.jpg', 'truck.jpg', 'birds.jpg'];
+  const dir = join(work, 'coco-sized');
+  mkdirSync(dir, { recursive: true });
+  const files: string[] = [];
+  for (let index = 0; index < count; index += 1) {
+    const file = join(dir, `${index}.jpg`);
+    await sharp(join(fixtures, bases[index % bases.length]!)).resize({ width: 640 + (index % 7), height: 480, fit: 'fill' }).jpeg({ quality: 97 }).toFile(file);
+    files.push(file);
+  }
+  const client = new Redis(redisUrl, { maxRetriesPerRequest: null });
+  const location = { prefix: 'bench', name: 'image-cost' };
+  const put: number[] = [];
+  const fetched: number[] = [];
+  const sizes: number[] = [];
+  const memory: number[] = [];
+  for (const file of files) {
+    let started = performance.now();
+    const { bytes } = await readImageInput(file);
+    const ref = imageRef(bytes, 'rbench', file);
+    const key = imageStoreKey(location, ref);
+    await putImage(client, key, bytes, 3_600);
+    put.push(performance.now() - started);
+    started = performance.now();
+    await fetchImage(client, location, ref);
+    fetched.push(performance.now() - started);
+    sizes.push(bytes.byteLength);
+    memory.push(Number(await client.call('MEMORY', 'USAGE', key)));
+  }
+  await client.del(...(await client.keys('bench:image-cost:*')));
+  client.disconnect();
+  const round = (value: number): number => Math.round(value * 100) / 100;
+  return {
+    images: count,
+    medianBytes: Math.round(median(sizes)),
+    producerPutMs: round(median(put)),
+    workerFetchMs: round(median(fetched)),
+    redisMemoryOverBytes: Math.round(median(memory.map((used, index) => used / sizes[index]!)) * 1000) / 1000,
+  };
+}
+
 async function main(): Promise<void> {
+  if (args['image-cost']) {
+    mkdirSync(work, { recursive: true });
+    const redis = await startRedis();
+    try {
+      console.log(JSON.stringify({ imageCost: await imageCost(redis.url, 50) }, null, 2));
+    } finally {
+      redis.stop();
+    }
+    return;
+  }
   rmSync(work, { recursive: true, force: true });
   mkdirSync(work, { recursive: true });
   const redis = await startRedis();
@@ -268,7 +330,9 @@ async function main(): Promise<void> {
     save();
     result.float16 = await float16Effect(redis.url, images);
     save();
-    console.log(JSON.stringify({ cacheLatency: result.cacheLatency, float16: result.float16 }, null, 2));
+    result.imageCost = await imageCost(redis.url, 50);
+    save();
+    console.log(JSON.stringify({ cacheLatency: result.cacheLatency, float16: result.float16, imageCost: result.imageCost }, null, 2));
   } finally {
     redis.stop();
   }

@@ -3,52 +3,77 @@
 //
 // Run:
 //   npx tsc -p . && node dist/examples/batch.js --tiny --llm none test/fixtures/images "What is in the picture?" test/output/batch.jsonl
+// Or on workers (any number of machines; the images travel through Redis, no shared folder needed):
+//   vqa-llm worker --queue redis://127.0.0.1:6379/0 --models test/fixtures/models --caption-model tiny-blip --vqa-model tiny-vle --llm none
+//   node dist/examples/batch.js --queue redis://127.0.0.1:6379/0 test/fixtures/images "What is in the picture?" test/output/batch.jsonl
 import { createWriteStream } from 'node:fs';
 import { mkdir, readdir } from 'node:fs/promises';
 import { dirname, extname, join } from 'node:path';
 import cliProgress from 'cli-progress';
 import pLimit from 'p-limit';
 import { createVqaChain } from '../chains/vqa-chain.js';
+import { runQueuedQuestions, type EvalJobAnswer } from '../src/index.js';
 import { fromRoot, openLlm, openVision, parseExampleArgs, usage } from './support.js';
 
 const args = parseExampleArgs();
 const [folder, question, output] = args.positionals;
-if (!folder || !question || !output) usage('batch.js [--tiny] [--llm ...] [--concurrency N] FOLDER QUESTION OUT.jsonl');
+if (!folder || !question || !output) usage('batch.js [--tiny] [--llm ...] [--concurrency N] [--queue redis://...] FOLDER QUESTION OUT.jsonl');
 
 // 1. The images: anything with an image extension; the loader still checks the bytes themselves.
 const names = (await readdir(fromRoot(folder))).filter((name) => /^\.(jpe?g|png|webp|gif|tiff?|avif|heic)$/i.test(extname(name))).sort();
 await mkdir(dirname(fromRoot(output)), { recursive: true });
 const out = createWriteStream(fromRoot(output));
 
-const vision = await openVision(args);
-const chain = createVqaChain({ vision, llm: openLlm(args) });
-// 2. Two questions at a time keep two cores busy; more only queue in the worker pools.
-const limit = pLimit(Number(args.values.concurrency ?? 2));
 const bar = new cliProgress.SingleBar({ format: 'images [{bar}] {value}/{total} · {fallbacks} fallbacks · {errors} errors', stream: process.stderr }, cliProgress.Presets.shades_classic);
 bar.start(names.length, 0, { fallbacks: 0, errors: 0 });
 let fallbacks = 0;
 let errors = 0;
 
+// 2. One line per image, whoever answered it.
+function record(name: string, outcome: { answer?: EvalJobAnswer; error?: { message: string } }): void {
+  if (outcome.answer) {
+    const result = outcome.answer;
+    if (result.source === 'vqa') fallbacks += 1;
+    out.write(`${JSON.stringify({ image: name, question, answer: result.answer, shortAnswer: result.shortAnswer, caption: result.caption, candidates: result.candidates, source: result.source, ms: Math.round(result.timings.total) })}\n`);
+  } else {
+    errors += 1;
+    out.write(`${JSON.stringify({ image: name, question, error: outcome.error?.message })}\n`);
+  }
+  bar.increment(1, { fallbacks, errors });
+}
+
 try {
-  await Promise.all(
-    names.map((name) =>
-      limit(async () => {
-        const path = join(fromRoot(folder), name);
-        try {
-          const result = await chain.invoke({ image: path, question });
-          if (result.source === 'vqa') fallbacks += 1;
-          out.write(`${JSON.stringify({ image: name, question, answer: result.answer, shortAnswer: result.shortAnswer, caption: result.caption, candidates: result.candidates, source: result.source, ms: Math.round(result.timings.total) })}\n`);
-        } catch (error) {
-          errors += 1;
-          out.write(`${JSON.stringify({ image: name, question, error: (error as Error).message })}\n`);
-        }
-        bar.increment(1, { fallbacks, errors });
-      }),
-    ),
-  );
+  if (args.values.queue) {
+    // 3a. Through the queue: no models here; each image's bytes go to Redis once and a worker answers.
+    await runQueuedQuestions({
+      queue: args.values.queue,
+      source: '--queue',
+      items: names.map((name) => ({ id: name, image: join(fromRoot(folder), name), question })),
+      onResult: ({ id, answer, error }) => record(String(id), { answer, error }),
+    });
+  } else {
+    // 3b. Here: two questions at a time keep two cores busy; more only queue in the worker pools.
+    const vision = await openVision(args);
+    try {
+      const chain = createVqaChain({ vision, llm: openLlm(args) });
+      const limit = pLimit(Number(args.values.concurrency ?? 2));
+      await Promise.all(
+        names.map((name) =>
+          limit(async () => {
+            try {
+              record(name, { answer: await chain.invoke({ image: join(fromRoot(folder), name), question }) });
+            } catch (error) {
+              record(name, { error: error as Error });
+            }
+          }),
+        ),
+      );
+    } finally {
+      await vision.dispose();
+    }
+  }
 } finally {
   bar.stop();
   await new Promise((resolve) => out.end(resolve));
-  await vision.dispose();
 }
 console.log(`wrote ${names.length} lines to ${output}`);

@@ -2,6 +2,7 @@
 //   --tiny                    the tiny test models in test/fixtures/models (no download; answers are nonsense)
 //   --models DIR --caption-model NAME --vqa-model NAME   real models (default: blip-image-captioning-base, vle-base-for-vqa)
 //   --llm openai|none|auto    auto (default) uses OPENAI_BASE_URL / OPENAI_API_KEY when set, else none
+//   --queue redis://...       (batch) ask `vqa-llm worker` processes through Redis instead of loading models here
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
@@ -14,7 +15,7 @@ export const repositoryRoot = join(dirname(fileURLToPath(import.meta.url)), dirn
 
 export interface ExampleArgs {
   positionals: string[];
-  values: { tiny?: boolean; models?: string; 'caption-model'?: string; 'vqa-model'?: string; llm?: string; url?: string; concurrency?: string };
+  values: { tiny?: boolean; models?: string; 'caption-model'?: string; 'vqa-model'?: string; llm?: string; url?: string; concurrency?: string; queue?: string };
 }
 
 export function parseExampleArgs(): ExampleArgs {
@@ -28,6 +29,7 @@ export function parseExampleArgs(): ExampleArgs {
       llm: { type: 'string' },
       url: { type: 'string' },
       concurrency: { type: 'string' },
+      queue: { type: 'string' },
     },
   });
   return { positionals, values };

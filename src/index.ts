@@ -124,4 +124,6 @@ export { createSharedImageCache, SharedImageCache, SHARED_CACHE_DEFAULTS, type S
 export { registerSharedCacheMetrics, type SharedCacheOutcome } from './distributed/shared-cache-metrics.js';
 export { runQueuedEval, QUEUED_EVAL_DEFAULTS, type RunQueuedEvalOptions, type QueuedEvalProgress } from './distributed/queued-eval.js';
 export { startEvalWorker, EVAL_WORKER_DEFAULTS, type EvalWorker, type EvalWorkerOptions, type EvalWorkerEvent } from './distributed/eval-worker.js';
+export { runQueuedQuestions, RUN_QUEUED_QUESTIONS_DEFAULTS, type RunQueuedQuestionsOptions, type RunQueuedQuestionsResult, type QueuedQuestion, type QueuedAnswer } from './distributed/run-queued-questions.js';
+export type { EvalJobAnswer, JobError } from './distributed/eval-job.js';
 export { QueueJobError, type QueueJobReason } from './errors/index.js';

@@ -1,21 +1,29 @@
 import { hostname } from 'node:os';
+import type { Job } from 'bullmq';
+import pLimit from 'p-limit';
 import { InvalidOptionError } from '../errors/invalid-option-error.js';
 import type { EvalChain } from '../eval/run-eval.js';
-import { toJobAnswer, type EvalJobData, type EvalJobResult } from './eval-job.js';
+import type { QuestionId } from '../eval/types.js';
+import { isImageJobData, isImageJobResult, toJobAnswer, toJobError, type EvalJobResult, type ImageJobData, type ImageJobResult, type QueueJobData } from './eval-job.js';
+import { fetchImage } from './image-store.js';
 import { parseQueueUrl } from './queue-settings.js';
 import { openRedis } from './redis-client.js';
 
 /**
- * `started`: the worker took the job; `finished`: its answer is in the queue (acknowledged by BullMQ, so each job
- * finishes once, although a job whose lock expired may have been started and answered twice).
+ * Per question. `started`: the worker began answering it; `finished`: its job's answers are in the queue
+ * (acknowledged by BullMQ, so each question finishes once, although a job whose lock expired may have been started
+ * and answered twice). An image job gives one `started` per question as each begins and one `finished` per question
+ * when the job is acknowledged.
  */
 export interface EvalWorkerEvent {
   type: 'started' | 'finished';
   jobId: string;
-  questionId: EvalJobData['questionId'];
+  questionId: QuestionId;
   worker: string;
   /** `finished` only: whether the pipeline refused the question (recorded as a failed question). */
   failed?: boolean;
+  /** Image jobs: the image's sha256, so that logs show which questions shared one image's work. */
+  image?: string;
 }
 
 export interface EvalWorkerOptions {
@@ -23,7 +31,10 @@ export interface EvalWorkerOptions {
   queue: string;
   /** The chain that answers: models are loaded once, before the worker takes its first job. */
   chain: EvalChain;
-  /** Questions answered at once. Default 1 (the vision models already use every core for one question). */
+  /**
+   * Questions answered at once, over all jobs in hand. Default 1 (the vision models already use every core for one
+   * question); 2 overlaps one question's LLM call with another's vision work.
+   */
   concurrency?: number;
   /**
    * How long a job stays this worker's without a sign of life. A worker that dies (kill -9, a lost machine) has its
@@ -41,7 +52,7 @@ export interface EvalWorkerOptions {
 
 export interface EvalWorker {
   readonly name: string;
-  /** Questions answered (acknowledged by the queue) so far. */
+  /** Questions answered (acknowledged by the queue) so far, over all jobs. */
   readonly processed: number;
   /** Takes no more jobs and waits for those in hand to finish (a drain; SIGTERM in `vqa-llm worker`). */
   close(): Promise<void>;
@@ -50,7 +61,11 @@ export interface EvalWorker {
 export const EVAL_WORKER_DEFAULTS = { concurrency: 1, lockDurationMs: 30_000, maxStalledCount: 3 } as const;
 
 /**
- * Answers evaluation questions from a BullMQ queue with a chain whose models are already loaded.
+ * Answers questions from a BullMQ queue (evaluation runs and `runQueuedQuestions` batches alike) with a chain whose
+ * models are already loaded. An image job's bytes come from Redis, checked against their sha256; its first
+ * question runs alone (it fills the models' caches with the image's caption and embeddings), the others then
+ * reuse that work. An image that is gone or damaged answers every question with the error, as a single-process run
+ * answers a bad image. Jobs of older producers (one question, an image path) are still answered.
  *
  * @example
  * ```ts
@@ -68,22 +83,49 @@ export async function startEvalWorker(options: EvalWorkerOptions): Promise<EvalW
   }
   const name = options.name ?? `${hostname()}:${process.pid}`;
   const { Worker } = await import('bullmq');
-  const connection = await openRedis(settings.connection, { role: 'queue' });
+  const [connection, images] = await Promise.all([openRedis(settings.connection, { role: 'queue' }), openRedis(settings.connection, { role: 'queue' })]);
   let processed = 0;
-  const worker = new Worker<EvalJobData, EvalJobResult>(
+  // One limit over every job in hand: `concurrency` questions at once, however they are grouped.
+  const limit = pLimit(concurrency);
+  const answer = async (image: string | Uint8Array, question: string): Promise<EvalJobResult> => {
+    try {
+      return { worker: name, answer: toJobAnswer(await options.chain.invoke({ image, question })) };
+    } catch (error) {
+      return { worker: name, error: toJobError(error) };
+    }
+  };
+  const answerImageJob = async (job: Job<QueueJobData>, data: ImageJobData): Promise<ImageJobResult> => {
+    const jobId = job.id ?? '';
+    if (data.questions.length === 0) return { worker: name, results: [] };
+    const started = (questionId: QuestionId): void => options.onEvent?.({ type: 'started', jobId, questionId, worker: name, image: data.image.sha256 });
+    let bytes: Buffer;
+    try {
+      bytes = await fetchImage(images, settings, data.image);
+    } catch (error) {
+      const failure = toJobError(error);
+      for (const question of data.questions) started(question.id);
+      return { worker: name, imageUnavailable: failure, results: data.questions.map((question) => ({ id: question.id, worker: name, error: failure })) };
+    }
+    const one = (index: number): Promise<EvalJobResult & { id: QuestionId }> =>
+      limit(async () => {
+        const question = data.questions[index]!;
+        started(question.id);
+        return { id: question.id, ...(await answer(bytes, question.question)) };
+      });
+    // The first question alone: concurrent ones would each compute the image's work before any is cached.
+    const first = await one(0);
+    const rest = await Promise.all(data.questions.slice(1).map((_, index) => one(index + 1)));
+    return { worker: name, results: [first, ...rest] };
+  };
+  const worker = new Worker<QueueJobData, ImageJobResult | EvalJobResult>(
     settings.name,
     async (job) => {
-      const { questionId, question, image } = job.data;
-      const jobId = job.id ?? '';
-      options.onEvent?.({ type: 'started', jobId, questionId, worker: name });
-      let result: EvalJobResult;
-      try {
-        result = { worker: name, answer: toJobAnswer(await options.chain.invoke({ image, question })) };
-      } catch (error) {
-        const failure = error as { name?: string; code?: unknown; message?: string };
-        result = { worker: name, error: { name: failure.name ?? 'Error', ...(typeof failure.code === 'string' ? { code: failure.code } : {}), message: failure.message ?? String(error) } };
-      }
-      return result;
+      const data = job.data;
+      if (isImageJobData(data)) return answerImageJob(job, data);
+      return limit(() => {
+        options.onEvent?.({ type: 'started', jobId: job.id ?? '', questionId: data.questionId, worker: name });
+        return answer(data.image, data.question);
+      });
     },
     {
       connection,
@@ -97,8 +139,16 @@ export async function startEvalWorker(options: EvalWorkerOptions): Promise<EvalW
     },
   );
   worker.on('completed', (job, result) => {
+    const jobId = job.id ?? '';
+    if (isImageJobResult(result) && isImageJobData(job.data)) {
+      for (const entry of result.results) {
+        processed += 1;
+        options.onEvent?.({ type: 'finished', jobId, questionId: entry.id, worker: name, failed: entry.error !== undefined, image: job.data.image.sha256 });
+      }
+      return;
+    }
     processed += 1;
-    options.onEvent?.({ type: 'finished', jobId: job.id ?? '', questionId: job.data.questionId, worker: name, failed: result.error !== undefined });
+    if (!isImageJobData(job.data)) options.onEvent?.({ type: 'finished', jobId, questionId: job.data.questionId, worker: name, failed: (result as EvalJobResult).error !== undefined });
   });
   // Connection errors are retried by ioredis, and an answer refused for a lost lock is someone else's job now;
   // without a listener each would print a stack.
@@ -112,6 +162,7 @@ export async function startEvalWorker(options: EvalWorkerOptions): Promise<EvalW
     async close() {
       await worker.close();
       connection.disconnect();
+      images.disconnect();
     },
   };
 }

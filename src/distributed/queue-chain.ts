@@ -1,154 +1,131 @@
 import { createHash } from 'node:crypto';
-import type { Queue, QueueEvents } from 'bullmq';
+import { resolve } from 'node:path';
 import type { VqaCallOptions, VqaInput, VqaResult } from '../../chains/types.js';
-import { QueueJobError } from '../errors/queue-job-error.js';
 import type { EvalChain } from '../eval/run-eval.js';
 import type { QuestionId } from '../eval/types.js';
-import { evalJobId, type EvalJobData, type EvalJobResult } from './eval-job.js';
+import { fromJobError, type EvalJobResult, type JobQuestion } from './eval-job.js';
+import type { ImageJobProducer } from './image-job-producer.js';
 
 export interface QueueChainOptions {
-  queue: Queue<EvalJobData, EvalJobResult>;
-  /** Must be listening (`waitUntilReady`) before the first `invoke`. */
-  events: QueueEvents;
-  /** Names this evaluation run in job ids (see `evalJobId`). */
-  runKey: string;
+  producer: ImageJobProducer;
+  /**
+   * The questions still to answer, as the evaluation will ask them: an image's questions go to the queue together,
+   * as one job, when the first of them is asked. A question outside the plan goes alone.
+   */
+  plan: readonly { questionId: QuestionId; question: string; image: string }[];
   /** Each answer as it arrives, with the worker that made it. */
   onResult?: (result: EvalJobResult) => void;
-  /** How often jobs still awaited are checked directly, in case a completion event was missed. Default 5000 ms. */
-  sweepMs?: number;
-  /**
-   * Send a question only once the previous question about the same image is answered. Default true: the image's
-   * work is then in the workers' shared cache (`--cache`) when its follow-ups run, instead of two workers computing
-   * it at the same moment; other images' questions keep every worker busy meanwhile.
-   */
-  oneImageAtATime?: boolean;
 }
 
 /** `EvalChain` that sends questions to workers, plus what the producer needs to shut it down. */
 export interface QueueChain extends EvalChain {
   /**
-   * Removes the jobs of the oldest `count` answers taken: call it once their records are written, so that a producer
-   * that dies in between finds the answers again instead of asking the questions again.
+   * Marks the oldest `count` answers taken as written: an image's job (and its bytes in Redis) is removed once all
+   * its answers are, so that a producer that dies in between finds them again instead of asking again.
    */
   release(count: number): Promise<void>;
-  /** Stops the sweep; jobs still awaited stay queued. */
-  close(): void;
 }
 
-interface Waiter {
-  resolve: (result: EvalJobResult) => void;
-  reject: (error: unknown) => void;
+interface PendingGroup {
+  key: string;
+  questions: JobQuestion[];
+  /** Answers not yet written; at 0 the group is released. */
+  unwritten: number;
+  /** Answers not yet taken; at 0 the chain lets go of them (an evaluation holds one group's answers, not all). */
+  untaken: number;
+  answered?: Promise<Map<string, EvalJobResult>>;
 }
 
 /**
- * An evaluation chain whose `invoke` puts the question in a BullMQ queue and resolves with the answer a worker
- * (`vqa-llm worker`) made. The job id is the run key and the question id (from `config.metadata.questionId`,
- * which runEval sets), so a producer that died and starts again finds the jobs it had added, done or not, rather
- * than adding them twice; the producer removes a job (`release`) once its answer is written.
+ * An evaluation chain whose `invoke` answers from image jobs: the first question asked about an image sends the
+ * image and all its planned questions as one job (one worker runs the image's vision work once), and each of those
+ * questions' `invoke` resolves with its own answer from that job. The job key is the image's path, so a producer
+ * that died and starts again finds the job it had added, done or not, rather than adding it twice.
  *
  * @example
- * const chain = createQueueChain({ queue, events, runKey });
+ * const chain = createQueueChain({ producer, plan: dataset.questions });
  * await runEval({ dataset, chain, output: 'predictions.jsonl', concurrency: 256 });
  */
 export function createQueueChain(options: QueueChainOptions): QueueChain {
-  const { queue, events, runKey } = options;
-  const waiters = new Map<string, Waiter>();
-  // Jobs whose answers were taken, in the order they were handed to the caller (the order runEval writes them).
-  const taken: string[] = [];
-  // Per image, the last question sent or waiting to be: the next one about it waits for it.
-  const imageTurns = new Map<string, Promise<unknown>>();
+  const { producer } = options;
+  // Per image path, its planned questions; a group is formed on first use.
+  const planned = new Map<string, JobQuestion[]>();
+  for (const { questionId, question, image } of options.plan) {
+    const list = planned.get(image) ?? [];
+    list.push({ id: questionId, question });
+    planned.set(image, list);
+  }
+  const groups = new Map<string, PendingGroup>();
+  // Per question id, its group (for questions of a group already formed).
+  const groupOf = new Map<string, PendingGroup>();
+  // The groups of answers taken, in the order they were handed to the caller (the order runEval writes them).
+  const taken: PendingGroup[] = [];
 
-  const settle = (jobId: string, outcome: { result?: EvalJobResult; failedReason?: string }): void => {
-    const waiter = waiters.get(jobId);
-    if (!waiter) return;
-    waiters.delete(jobId);
-    taken.push(jobId);
-    if (outcome.result) {
-      options.onResult?.(outcome.result);
-      waiter.resolve(outcome.result);
-    } else {
-      waiter.reject(new QueueJobError('job_failed', `The queue gave up on job ${jobId}: ${outcome.failedReason ?? 'no reason given'}.`, { hint: 'Run the same command again to retry it.' }));
+  // Once each of a group's questions has had its answer, nothing needs the group but release.
+  const take = (group: PendingGroup, questionId: QuestionId): void => {
+    taken.push(group);
+    groupOf.delete(String(questionId));
+    group.untaken -= 1;
+    if (group.untaken === 0) {
+      groups.delete(group.key);
+      group.answered = undefined;
     }
   };
-  const onCompleted = ({ jobId, returnvalue }: { jobId: string; returnvalue: unknown }): void => {
-    if (isJobResult(returnvalue)) settle(jobId, { result: returnvalue });
+  const groupFor = (image: string, questionId: QuestionId, question: string): PendingGroup => {
+    const existing = groupOf.get(String(questionId));
+    if (existing) return existing;
+    const imageKey = `i${createHash('sha256').update(resolve(image)).digest('hex').slice(0, 24)}`;
+    const list = planned.get(image);
+    const inPlan = list?.some((entry) => String(entry.id) === String(questionId)) && !groups.has(imageKey);
+    const group: PendingGroup = inPlan
+      ? { key: imageKey, questions: list!, unwritten: list!.length, untaken: list!.length }
+      : { key: `${imageKey}.q${createHash('sha256').update(String(questionId)).digest('hex').slice(0, 16)}`, questions: [{ id: questionId, question }], unwritten: 1, untaken: 1 };
+    groups.set(group.key, group);
+    for (const entry of group.questions) groupOf.set(String(entry.id), group);
+    return group;
   };
-  const onFailed = ({ jobId, failedReason }: { jobId: string; failedReason: string }): void => settle(jobId, { failedReason });
-  events.on('completed', onCompleted as never);
-  events.on('failed', onFailed as never);
-
-  // Whether the job is already done: a resumed producer's jobs may have finished while it was away.
-  const check = async (jobId: string): Promise<string> => {
-    const job = await queue.getJob(jobId);
-    if (!job) return 'unknown';
-    const state = await job.getState();
-    if (state === 'completed' && isJobResult(job.returnvalue)) settle(jobId, { result: job.returnvalue });
-    return state;
-  };
-  const sweep = setInterval(() => {
-    for (const jobId of waiters.keys()) {
-      check(jobId).then(
-        (state) => {
-          if (state === 'failed') settle(jobId, { failedReason: 'failed' });
-        },
-        () => undefined,
-      );
-    }
-  }, options.sweepMs ?? 5_000);
-  sweep.unref();
 
   return {
     async invoke(input: VqaInput, config?: Partial<VqaCallOptions>): Promise<VqaResult> {
       config?.signal?.throwIfAborted();
       const image = input.image;
-      if (typeof image !== 'string') throw new TypeError('Queued evaluation sends image paths; input.image must be a string.');
+      if (typeof image !== 'string') throw new TypeError('Queued evaluation reads images from paths; input.image must be a string.');
       const questionId = (config?.metadata?.questionId as QuestionId | undefined) ?? fallbackQuestionId(image, input.question);
-      const jobId = evalJobId(runKey, questionId);
-      const data: EvalJobData = { questionId, question: input.question, image };
-      const answered = new Promise<EvalJobResult>((resolve, reject) => waiters.set(jobId, { resolve, reject }));
-      // Rejected at once on abort; the job stays queued and a rerun collects it.
+      const group = groupFor(image, questionId, input.question);
+      group.answered ??= producer.submit({ key: group.key, image, questions: group.questions }).then((result) => new Map(result.results.map(({ id, ...rest }) => [String(id), rest as EvalJobResult])));
+      // The job is shared by the group's questions: this one stops waiting on its own abort, the job goes on.
+      let onAbort: (() => void) | undefined;
       const aborted = new Promise<never>((_, reject) => {
-        config?.signal?.addEventListener('abort', () => reject(new QueueJobError('interrupted', `Stopped waiting for job ${jobId}.`)), { once: true });
+        onAbort = () => reject(config!.signal!.reason);
+        config?.signal?.addEventListener('abort', onAbort, { once: true });
       });
-      const previous = options.oneImageAtATime === false ? undefined : imageTurns.get(image);
-      const work = (async () => {
-        if (previous) await previous;
-        await queue.add('question', data, { jobId });
-        const state = await check(jobId);
-        if (state === 'failed') {
-          // Given up on in an earlier run: this run tries it again.
-          await queue.remove(jobId);
-          await queue.add('question', data, { jobId });
-        }
-        return answered;
-      })();
-      const turn = work.catch(() => undefined);
-      if (options.oneImageAtATime !== false) imageTurns.set(image, turn);
-      void turn.then(() => {
-        if (imageTurns.get(image) === turn) imageTurns.delete(image);
-      });
+      aborted.catch(() => undefined);
+      let answers: Map<string, EvalJobResult>;
       try {
-        const result = await Promise.race([work, aborted]);
-        if (result.error) throw Object.assign(new Error(result.error.message), { name: result.error.name, ...(result.error.code ? { code: result.error.code } : {}) });
-        return result.answer as VqaResult;
-      } finally {
-        waiters.delete(jobId);
+        answers = await Promise.race([group.answered, aborted]);
+        config?.signal?.removeEventListener('abort', onAbort!);
+      } catch (error) {
+        config?.signal?.removeEventListener('abort', onAbort!);
+        // Aborted: runEval writes no record, and the group's job stays for a rerun. Otherwise (the image unreadable
+        // here, the queue gave up on the job) runEval records a failed question, as for an answer.
+        if (!config?.signal?.aborted) take(group, questionId);
+        throw error;
       }
+      const result = answers.get(String(questionId))!;
+      take(group, questionId);
+      options.onResult?.(result);
+      if (result.error) throw fromJobError(result.error);
+      return result.answer as VqaResult;
     },
     async release(count) {
-      // A failure to remove only leaves the job to removeOnComplete's age limit.
-      await Promise.all(taken.splice(0, count).map((jobId) => queue.remove(jobId).catch(() => undefined)));
-    },
-    close() {
-      clearInterval(sweep);
-      events.off('completed', onCompleted as never);
-      events.off('failed', onFailed as never);
+      const done: PendingGroup[] = [];
+      for (const group of taken.splice(0, count)) {
+        group.unwritten -= 1;
+        if (group.unwritten === 0) done.push(group);
+      }
+      await Promise.all(done.map((group) => producer.release(group.key)));
     },
   };
-}
-
-function isJobResult(value: unknown): value is EvalJobResult {
-  return typeof value === 'object' && value !== null && typeof (value as EvalJobResult).worker === 'string' && ((value as EvalJobResult).answer !== undefined || (value as EvalJobResult).error !== undefined);
 }
 
 /** Without a question id (a caller other than runEval), the image and the question name the job. */

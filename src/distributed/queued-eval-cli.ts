@@ -28,7 +28,7 @@ export async function runQueuedEvalForCli(options: QueuedEvalCliOptions, stderr:
   const onInterrupt = (): void => controller.abort();
   process.once('SIGINT', onInterrupt);
   let lastDecile = -1;
-  stderr.write(`eval: questions go to the queue at ${redact(options.queue)}; start workers with: vqa-llm worker --queue <same url>\n`);
+  stderr.write(`eval: questions go to the queue at ${redact(options.queue)}; start workers with: vqa-llm worker --queue <same url> (they need the models, not the dataset: images go through Redis)\n`);
   try {
     const { summary } = await runQueuedEval({
       dataset: options.dataset,

@@ -1,10 +1,14 @@
 import { createHash, randomBytes } from 'node:crypto';
+import { readFile } from 'node:fs/promises';
 import { resolve } from 'node:path';
 import { InvalidOptionError } from '../errors/invalid-option-error.js';
+import { parsePredictions } from '../eval/predictions.js';
 import { runEval, type EvalProgress, type RunEvalOptions, type RunEvalResult } from '../eval/run-eval.js';
-import type { EvalJobData, EvalJobResult } from './eval-job.js';
+import type { EvalQuestion } from '../eval/types.js';
+import type { QueueJobData } from './eval-job.js';
+import { createImageJobProducer } from './image-job-producer.js';
 import { createQueueChain } from './queue-chain.js';
-import { parseQueueUrl } from './queue-settings.js';
+import { parseQueueUrl, QUEUE_DEFAULTS } from './queue-settings.js';
 import { openRedis } from './redis-client.js';
 
 export interface QueuedEvalProgress extends EvalProgress {
@@ -18,23 +22,30 @@ export interface RunQueuedEvalOptions extends Omit<RunEvalOptions, 'chain' | 'co
   /** The flag the URL came from, for messages. Default `queue`. */
   source?: string;
   /**
-   * Questions in the queue at once, waiting or being answered: more than all workers' concurrency together.
-   * Default: the URL's `?window=`, else 256.
+   * Questions awaited at once, waiting or being answered: more than all workers' concurrency together. An image's
+   * questions go to the queue together, when the first of them is asked; its bytes stay in Redis until its answers
+   * are written, so at most this many images are there at once. Default: the URL's `?window=`, else 256.
    */
   window?: number;
   /** Days a finished job's answer waits in Redis for a producer that died to come back for it. Default 7. */
   keepDays?: number;
+  /**
+   * Seconds an image's bytes stay in Redis without this producer refreshing them (it does while it waits for their
+   * job, and deletes them once the image's answers are written). Default: the URL's `?imageTtl=`, else 86400.
+   */
+  imageTtlSeconds?: number;
   onProgress?: (progress: QueuedEvalProgress) => void;
 }
 
 export const QUEUED_EVAL_DEFAULTS = { window: 256, keepDays: 7 } as const;
 
 /**
- * Runs an evaluation on workers: the same predictions file, resume and summary as `runEval`, but each question is
- * a BullMQ job answered by any `vqa-llm worker` on the same queue. The producer holds `window` questions in the
- * queue, appends each answer as it arrives, and may die at any time: run again, it skips what the file has, and
- * collects the jobs that finished meanwhile instead of adding them again. A worker that dies mid-question loses
- * nothing: once its lock expires another worker answers it, and a question is answered (and counted) once.
+ * Runs an evaluation on workers: the same predictions file, resume and summary as `runEval`, but each image is a
+ * BullMQ job (its bytes in Redis, its questions together) answered by any `vqa-llm worker` on the same queue:
+ * workers need no copy of the dataset. The producer awaits `window` questions at once, appends each answer as it
+ * arrives, and may die at any time: run again, it skips what the file has, and collects the jobs that finished
+ * meanwhile instead of adding them again. A worker that dies mid-job loses nothing: once its lock expires another
+ * worker answers the image's questions again, and each question is recorded (and counted) once.
  *
  * @example
  * ```ts
@@ -48,10 +59,12 @@ export async function runQueuedEval(options: RunQueuedEvalOptions): Promise<RunE
   const window = options.window ?? settings.window ?? QUEUED_EVAL_DEFAULTS.window;
   if (!Number.isInteger(window) || window < 1) throw new InvalidOptionError('invalid_value', `window must be a positive integer, got ${String(window)}.`);
   const keepSeconds = Math.round((options.keepDays ?? QUEUED_EVAL_DEFAULTS.keepDays) * 86_400);
+  const imageTtlSeconds = options.imageTtlSeconds ?? settings.imageTtlSeconds ?? QUEUE_DEFAULTS.imageTtlSeconds;
+  if (!Number.isInteger(imageTtlSeconds) || imageTtlSeconds < 1) throw new InvalidOptionError('invalid_value', `imageTtlSeconds must be a positive integer, got ${String(imageTtlSeconds)}.`);
   // bullmq loads here: processes that never get --queue never load it.
   const { Queue, QueueEvents } = await import('bullmq');
   const [connection, eventsConnection] = await Promise.all([openRedis(settings.connection, { role: 'queue' }), openRedis(settings.connection, { role: 'queue' })]);
-  const queue = new Queue<EvalJobData, EvalJobResult>(settings.name, {
+  const queue = new Queue<QueueJobData, unknown>(settings.name, {
     connection,
     prefix: settings.prefix,
     // attempts 1: a question the pipeline refuses comes back as an answer with an error, and a dead worker's job is
@@ -60,12 +73,15 @@ export async function runQueuedEval(options: RunQueuedEvalOptions): Promise<RunE
   });
   const events = new QueueEvents(settings.name, { connection: eventsConnection, prefix: settings.prefix });
   const byWorker: Record<string, number> = {};
-  let chain: ReturnType<typeof createQueueChain> | undefined;
+  let producer: ReturnType<typeof createImageJobProducer> | undefined;
   let released = 0;
+  const releasing = new Set<Promise<unknown>>();
   try {
     await Promise.all([queue.waitUntilReady(), events.waitUntilReady()]);
     const runKey = await runKeyFor(connection, settings, options.output, options.fresh === true);
-    chain = createQueueChain({ queue, events, runKey, onResult: (result) => (byWorker[result.worker] = (byWorker[result.worker] ?? 0) + 1) });
+    producer = createImageJobProducer({ queue, events, client: connection, location: settings, runKey, imageTtlSeconds });
+    const plan = await questionsToAsk(options.dataset.questions.slice(0, options.limit), options.output, options.fresh === true);
+    const chain = createQueueChain({ producer, plan, onResult: (result) => (byWorker[result.worker] = (byWorker[result.worker] ?? 0) + 1) });
     const result = await runEval({
       dataset: options.dataset,
       chain,
@@ -78,19 +94,40 @@ export async function runQueuedEval(options: RunQueuedEvalOptions): Promise<RunE
         // runEval reports progress after each record is written, in the order the answers were taken.
         const written = progress.done - released;
         released = progress.done;
-        if (written > 0) void chain?.release(written);
+        if (written > 0) {
+          const release = chain.release(written).catch(() => undefined);
+          releasing.add(release);
+          void release.then(() => releasing.delete(release));
+        }
         options.onProgress?.({ ...progress, byWorker: { ...byWorker } });
       },
     });
-    await chain.release(Number.MAX_SAFE_INTEGER);
+    // Before the connection closes: a removal cut short would leave a job and an image to their age limits.
+    await Promise.all([...releasing, chain.release(Number.MAX_SAFE_INTEGER)]);
     return { ...result, byWorker };
   } finally {
-    chain?.close();
+    producer?.close();
     await events.close().catch(() => undefined);
     await queue.close().catch(() => undefined);
     connection.disconnect();
     eventsConnection.disconnect();
   }
+}
+
+/**
+ * The questions runEval will ask: those of the (limited) dataset without an answer in the predictions file yet.
+ * Only a plan for grouping: a question outside it is still asked, on its own.
+ */
+async function questionsToAsk(questions: EvalQuestion[], output: string, fresh: boolean): Promise<EvalQuestion[]> {
+  if (fresh) return questions;
+  let answered: Set<string>;
+  try {
+    answered = new Set(parsePredictions(await readFile(output, 'utf8'), output).records.filter((record) => !record.error).map((record) => String(record.questionId)));
+  } catch {
+    // No file yet (or one runEval will refuse with its own message).
+    return questions;
+  }
+  return questions.filter((question) => !answered.has(String(question.questionId)));
 }
 
 /**

@@ -1,5 +1,6 @@
 import { mkdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { Redis } from 'ioredis';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { root } from '../helpers/fixtures.js';
 import { startCli, tinyModelArgs, type CliProcess } from './cli-processes.js';
@@ -7,11 +8,12 @@ import { startHeldLlm, type HeldLlm } from './held-llm.js';
 import { describeWithRedis, startRedis, type TestRedis } from './redis-server.js';
 
 const dataset = join(root, 'test', 'fixtures', 'eval', 'questions.jsonl');
-const questions = readFileSync(dataset, 'utf8').trim().split('\n').map((line) => JSON.parse(line) as { questionId: number; question: string; answers: string[] });
+const questions = readFileSync(dataset, 'utf8').trim().split('\n').map((line) => JSON.parse(line) as { questionId: number; question: string; image: string; answers: string[] });
 const outputDir = join(root, 'test', 'output', 'distributed');
 
 interface JobEvent {
   type: 'started' | 'finished';
+  jobId: string;
   questionId: number;
   worker: string;
 }
@@ -92,6 +94,11 @@ describeWithRedis('eval --queue with vqa-llm worker processes', () => {
     const finished = allFinished();
     expect(finished.map((event) => event.questionId).sort((left, right) => left - right)).toEqual(questions.map((question) => question.questionId));
     expect(finished.find((event) => event.questionId === victimQuestion.questionId)!.worker).not.toBe(victimName);
+    // One job per image: its questions were answered together, by one worker.
+    const images = new Map(questions.map((question) => [question.questionId, question.image]));
+    const jobOf = new Map<string, Set<string>>();
+    for (const event of finished) jobOf.set(images.get(event.questionId)!, (jobOf.get(images.get(event.questionId)!) ?? new Set()).add(`${event.jobId} ${event.worker}`));
+    expect([...jobOf.values()].map((jobs) => jobs.size)).toEqual([...new Set(images.values())].map(() => 1));
     // Progress named the workers that answered.
     expect(producer.stderr()).toMatch(/eval: 15\/15 questions \(failed 0, resumed 0\) from [23] worker\(s\): worker-/);
   });
@@ -105,8 +112,7 @@ describeWithRedis('eval --queue with vqa-llm worker processes', () => {
     await first.kill('SIGKILL');
     llm.release();
     // The workers finish the jobs already queued (the held one among them) with no producer listening; their answers
-    // wait in Redis. The questions the producer had not sent yet (an image's next question waits for its previous one)
-    // are sent by the rerun.
+    // wait in Redis. The images the producer had not sent yet are sent by the rerun.
     const finishedNow = (): JobEvent[] => live.flatMap((worker, index) => jobEvents(worker).slice(before[index])).filter((event) => event.type === 'finished');
     while (!finishedNow().some((event) => event.questionId === questions[11]!.questionId)) await new Promise((resolve) => setTimeout(resolve, 100));
     const answeredWhileAway = finishedNow().length;
@@ -120,5 +126,9 @@ describeWithRedis('eval --queue with vqa-llm worker processes', () => {
     // Each question answered once over both producer runs: the rerun took what was answered while it was away.
     expect(finishedNow().map((event) => event.questionId).sort((left, right) => left - right)).toEqual(questions.map((question) => question.questionId));
     expect(answeredWhileAway).toBeGreaterThan(0);
+    // The rerun removed the images both runs put in Redis, once their answers were written.
+    const client = new Redis(redis.url);
+    expect(await client.keys('vqa-llm:vqa-llm-eval:image:*')).toEqual([]);
+    client.disconnect();
   });
 });

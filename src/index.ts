@@ -103,6 +103,7 @@ export { createCircuitBreaker, CIRCUIT_BREAKER_DEFAULTS, type CircuitBreaker, ty
 export { retryDelayMs, retryAfterMs, isRetryableLlmError, RETRY_BACKOFF_DEFAULTS, type RetryBackoff } from './llm/retry-policy.js';
 export { shutdownVqaServer } from './server/vqa-server.js';
 export { createImageFetcher } from './server/image-source.js';
+export { createReadinessProbe, type ReadinessProbe, type ReadinessState } from './server/readiness.js';
 export { hardenImageDecoders, checkImageHeader, type ImageHeaderLimits } from './server/image-guard.js';
 
 // Checkpoints: safetensors and PyTorch state dicts read tensor by tensor, without executing anything (no Python).
@@ -126,4 +127,5 @@ export { runQueuedEval, QUEUED_EVAL_DEFAULTS, type RunQueuedEvalOptions, type Qu
 export { startEvalWorker, EVAL_WORKER_DEFAULTS, type EvalWorker, type EvalWorkerOptions, type EvalWorkerEvent } from './distributed/eval-worker.js';
 export { runQueuedQuestions, RUN_QUEUED_QUESTIONS_DEFAULTS, type RunQueuedQuestionsOptions, type RunQueuedQuestionsResult, type QueuedQuestion, type QueuedAnswer } from './distributed/run-queued-questions.js';
 export type { EvalJobAnswer, JobError } from './distributed/eval-job.js';
+export { startWorkerHealth, WORKER_HEALTH_DEFAULTS, WORKER_HEALTH_PATHS, type WorkerHealth, type WorkerHealthOptions, type WorkerReadiness, type WorkerCheck, type ModelReadiness } from './distributed/worker-health.js';
 export { QueueJobError, type QueueJobReason } from './errors/index.js';

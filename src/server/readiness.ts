@@ -1,5 +1,9 @@
+import { randomBytes } from 'node:crypto';
 import sharp from 'sharp';
 import type { VisionModels } from '../types.js';
+
+// Random leading pixels: 2^128 probe images, so two probes (two replicas, or one replica twice) never share one.
+const PROBE_NONCE_BYTES = 16;
 
 export interface ReadinessState {
   ready: boolean;
@@ -9,10 +13,10 @@ export interface ReadinessState {
 }
 
 /**
- * Readiness: the models are loaded and a tiny inference through both of them succeeds. The probe runs once at
- * start; until it has passed, `/readyz` says `loading` at once rather than holding the caller for the inference
- * (worker threads start, sessions warm up). After a failure the next check runs it again, so a transient fault heals
- * without a restart. Once draining (SIGTERM), readiness fails for good, so load balancers stop sending requests.
+ * Readiness: the models are loaded and a tiny inference through both of them succeeds, on an image that no cache
+ * holds, so that it runs this process's own vision encoders. The probe runs once at start; until it has passed,
+ * `/readyz` says `loading` at once rather than holding the caller for the inference (worker threads start, sessions
+ * warm up). After a failure the next check runs it again, so a transient fault heals without a restart. Once draining (SIGTERM), readiness fails for good, so load balancers stop sending requests.
  */
 export interface ReadinessProbe {
   check(): Promise<ReadinessState>;
@@ -22,10 +26,17 @@ export interface ReadinessProbe {
   readonly draining: boolean;
 }
 
+/**
+ * A probe image no cache can answer: its bytes, and so its hash (the key of the local caches and of the shared Redis
+ * cache), are new for every probe. A fixed image would be answered from Redis on every replica but the first, and
+ * would prove nothing about this replica's encoders. 32x32 keeps the probe cheap; a gradient rather than a flat
+ * colour so that decoding does real work. Its caption and embeddings are still written to the caches like any
+ * image's (a few MB for full-size models in Redis, gone with the cache's TTL or LRU).
+ */
 async function probeImage(): Promise<Uint8Array> {
-  // 32x32 keeps the probe cheap; a gradient rather than a flat colour so that decoding does real work.
   const pixels = Buffer.alloc(32 * 32 * 3);
   for (let index = 0; index < pixels.length; index += 1) pixels[index] = (index * 7) % 256;
+  randomBytes(PROBE_NONCE_BYTES).copy(pixels);
   return sharp(pixels, { raw: { width: 32, height: 32, channels: 3 } }).png().toBuffer();
 }
 

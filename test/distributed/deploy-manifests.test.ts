@@ -6,8 +6,10 @@ import { describe, expect, it } from 'vitest';
 import { createProgram } from '../../dist/src/cli/main.js';
 import { QUEUE_DEFAULTS, parseQueueUrl } from '../../dist/src/distributed/queue-settings.js';
 import { parseRedisUrl } from '../../dist/src/distributed/redis-url.js';
+import { startWorkerHealth, WORKER_HEALTH_PATHS } from '../../dist/src/distributed/worker-health.js';
 import { createServerMetrics } from '../../dist/src/server/metrics.js';
 import { root } from '../helpers/fixtures.js';
+import { freePort } from './redis-server.js';
 
 type Manifest = Record<string, any>;
 
@@ -92,6 +94,54 @@ describe('the Kubernetes manifests in deploy/', () => {
     // The drain fits in the kubelet's grace period.
     const grace = Number(serve.env.find((env: Manifest) => env.name === 'VQA_LLM_SHUTDOWN_GRACE_MS').value);
     expect(grace).toBeLessThan(deployment.spec.template.spec.terminationGracePeriodSeconds * 1000);
+  });
+
+  it("should point the worker's probes and scrapes at its health port, bound where the kubelet reaches it", () => {
+    const { container, command } = vqaLlmContainers().find(({ command }) => command.name() === 'worker')!;
+    const option = (flag: string): Option => (command.options as Option[]).find((candidate) => candidate.long === flag)!;
+    const args = container.args as string[];
+    const env = (name: string): string | undefined => (container.env as Manifest[]).find((entry) => entry.name === name)?.value;
+    // The port from --health-port or its env var, through the option's own parser (so 0, "off" or 70000 fail here).
+    const given = args.includes('--health-port') ? args[args.indexOf('--health-port') + 1] : env(option('--health-port').envVar!);
+    expect(given, 'the worker sets --health-port or VQA_LLM_WORKER_HEALTH_PORT').toBeDefined();
+    const port = option('--health-port').parseArg!(given!, undefined) as number;
+    expect(port).toBeGreaterThan(0);
+    expect(args.includes('--health-host') ? args[args.indexOf('--health-host') + 1] : env(option('--health-host').envVar!)).toBe('0.0.0.0');
+    expect(container.ports).toEqual([{ name: 'health', containerPort: port }]);
+    expect(container.livenessProbe.httpGet).toEqual({ path: WORKER_HEALTH_PATHS.liveness, port: 'health' });
+    expect(container.readinessProbe.httpGet).toEqual({ path: WORKER_HEALTH_PATHS.readiness, port: 'health' });
+    expect(container.startupProbe.httpGet).toEqual({ path: WORKER_HEALTH_PATHS.liveness, port: 'health' });
+    // The readiness probe's Redis ping (500 ms) fits in the probe's timeout.
+    expect(container.readinessProbe.timeoutSeconds * 1000).toBeGreaterThan(500);
+    // Prometheus scrapes each process where its metrics are.
+    const annotations = (name: string): Manifest => ofKind('Deployment').find((deployment) => deployment.metadata.name === name)!.spec.template.metadata.annotations;
+    expect(annotations('vqa-llm-worker')).toEqual({ 'prometheus.io/scrape': 'true', 'prometheus.io/port': String(port), 'prometheus.io/path': WORKER_HEALTH_PATHS.metrics });
+    const serve = vqaLlmContainers().find(({ command }) => command.name() === 'serve')!.container;
+    expect(annotations('vqa-llm-serve')['prometheus.io/port']).toBe(serve.args[serve.args.indexOf('--port') + 1]);
+  });
+
+  it('should name only metrics that vqa-llm serve and vqa-llm worker export, on paths the worker answers', async () => {
+    // A worker's health endpoint, with no models and its queue's Redis nowhere: every route answers, readiness 503.
+    const health = await startWorkerHealth({ port: 0, queue: `redis://127.0.0.1:${await freePort()}/0`, defaultMetrics: false });
+    try {
+      for (const [route, status] of [[WORKER_HEALTH_PATHS.liveness, 200], [WORKER_HEALTH_PATHS.readiness, 503], [WORKER_HEALTH_PATHS.metrics, 200]] as const) {
+        expect((await fetch(`${health.url}${route}`)).status, route).toBe(status);
+      }
+      const exported = new Set(
+        [...(await createServerMetrics({ defaultMetrics: false }).registry.getMetricsAsJSON()), ...(await health.registry.getMetricsAsJSON())].map((metric) => metric.name),
+      );
+      // Every vqa_llm_* name in the manifests and the deploy README, comments included (a histogram's series too).
+      const text = [...files.map((file) => readFileSync(join(folder, file), 'utf8')), readFileSync(join(root, 'deploy', 'README.md'), 'utf8')].join('\n');
+      const named = new Set([...text.matchAll(/\bvqa_llm_[a-z_]+\*?/g)].map((match) => match[0].replace(/_(bucket|count|sum)$/, '')));
+      expect(named.size).toBeGreaterThan(0);
+      for (const name of named) {
+        // `vqa_llm_worker_*`: a family, of which something must exist.
+        const found = name.endsWith('*') ? [...exported].some((candidate) => candidate.startsWith(name.slice(0, -1))) : exported.has(name);
+        expect(found, `${name} is exported by neither serve nor worker`).toBe(true);
+      }
+    } finally {
+      await health.close();
+    }
   });
 
   it('should autoscale on metrics the server exports and on the queue BullMQ fills', async () => {

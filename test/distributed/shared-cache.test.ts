@@ -122,7 +122,9 @@ describeWithRedis('two vqa-llm serve replicas sharing one Redis', () => {
 
   beforeAll(async () => {
     redis = await startRedis();
-    [first, second] = await Promise.all([startServe(['--cache', redis.url]), startServe([], { VQA_LLM_REDIS_URL: redis.url })]);
+    // One after the other: the second replica starts with the first one's readiness probe already in Redis.
+    first = await startServe(['--cache', redis.url]);
+    second = await startServe([], { VQA_LLM_REDIS_URL: redis.url });
   });
   afterAll(async () => {
     await Promise.all([first?.kill(), second?.kill()]);
@@ -134,8 +136,21 @@ describeWithRedis('two vqa-llm serve replicas sharing one Redis', () => {
     expect(second.output()).toMatch(/shared cache\s+redis:\/\/127\.0\.0\.1:\d+\/0\s+\(env VQA_LLM_REDIS_URL\)/);
   });
 
+  it("should prove each replica's own vision encoders in its readiness probe, not answer it from Redis", async () => {
+    // startServe waited for /readyz; only the probe has run. Each replica ran both encoders once, on an image no
+    // cache held: nothing found in Redis, the probe's work stored there like any image's.
+    for (const server of [first, second]) {
+      expect(await server.metric('vqa_llm_vision_encoder_runs_total{model="vle-vqa"}')).toBe(1);
+      expect(await server.metric('vqa_llm_vision_encoder_runs_total{model="blip-captioner"}')).toBe(1);
+      expect(await server.metric('vqa_llm_shared_cache_operations_total{kind="image_embeddings",outcome="hit"}')).toBeUndefined();
+      expect(await server.metric('vqa_llm_shared_cache_operations_total{kind="caption",outcome="hit"}')).toBeUndefined();
+      // BLIP's and VLE's.
+      expect(await server.metric('vqa_llm_shared_cache_operations_total{kind="image_embeddings",outcome="stored"}')).toBe(2);
+    }
+  });
+
   it('should answer a follow-up on the other replica without running a vision encoder, with the same answer', async () => {
-    // Counted as differences: each replica's readiness probe also runs (or shares) a tiny inference at start.
+    // Counted as differences: each replica's readiness probe also runs a tiny inference at start.
     const counts = async (server: ServeProcess): Promise<number[]> =>
       Promise.all(
         [

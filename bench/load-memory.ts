@@ -2,10 +2,11 @@
 //   node dist/bench/load-memory.js [--tiny] [--arena] [--initializers-in-arena] [--no-mem-pattern] [--no-prepack]
 // (the flags turn onnxruntime's own defaults back on, or prepacking off)
 // Prints RESULT {...}: load ms, RSS after load and after one question, each also as a ratio to the graphs' bytes.
+import { execFile } from 'node:child_process';
 import { readdirSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
-import { parseArgs } from 'node:util';
+import { parseArgs, promisify } from 'node:util';
 import { packageRoot } from '../src/paths.js';
 import { createVisionModels } from '../src/runtime/vision-models.js';
 import type { GraphSessionOptions } from '../src/runtime/onnx-session.js';
@@ -52,7 +53,7 @@ export async function benchLoadMemory(options: {
     const rssAfterQuestion = process.memoryUsage().rss;
     return {
       sessionOptions: options.sessionOptions ?? {},
-      weightMiB: Math.round(weightBytes / MiB),
+      weightMiB: Math.round((weightBytes / MiB) * 10) / 10,
       loadMs: Math.round(loadMs),
       rssAfterLoadMiB: Math.round(rssAfterLoad / MiB),
       rssAfterQuestionMiB: Math.round(rssAfterQuestion / MiB),
@@ -64,6 +65,21 @@ export async function benchLoadMemory(options: {
   } finally {
     await vision.dispose();
   }
+}
+
+/**
+ * benchLoadMemory in a fresh process (`node dist/bench/load-memory.js`), so that the RSS is the models' alone and
+ * not what earlier benchmarks in the calling process left behind. `tiny`: the test models, else the stand-ins.
+ *
+ * @example
+ * const { rssAfterLoadRatio } = await benchLoadMemoryInChild({ tiny: false });
+ */
+export async function benchLoadMemoryInChild(options: { tiny?: boolean } = {}): Promise<LoadMemoryResult> {
+  const script = join(root, 'dist', 'bench', 'load-memory.js');
+  const { stdout } = await promisify(execFile)(process.execPath, [script, ...(options.tiny ? ['--tiny'] : [])], { cwd: root, maxBuffer: 16 * 1024 * 1024 });
+  const line = stdout.split('\n').find((candidate) => candidate.startsWith('RESULT '));
+  if (!line) throw new Error('bench/load-memory.js printed no result');
+  return JSON.parse(line.slice('RESULT '.length)) as LoadMemoryResult;
 }
 
 if (process.argv[1] && import.meta.url.endsWith(process.argv[1].replace(/.*\/dist\//, '/dist/'))) {

@@ -1,23 +1,34 @@
-// `npm run bench`: per-stage latency of the vision runtime (first question on an image, then a follow-up
-// question), peak RSS, and achieved GFLOP/s against an onnxruntime MatMul ceiling measured in the same run.
-// Runs on the tiny test models always, and on the full-size stand-ins when `npm run models:full-size` made them;
-// int8 against fp32 (bench/int8.ts) when the stand-ins also have int8 variants (make_test_models.py --full-size --int8).
+// `npm run bench`: the proof of issue 14 in one run, and the per-stage latency behind it.
+//   - onnxruntime's MatMul ceiling at 1 thread and at all cores (median over shapes and rounds; best kept too);
+//   - the first question on an image and a follow-up, as the library runs them, on the tiny test models and on the
+//     full-size stand-ins when `npm run models:full-size` made them (the proof uses the largest set measured);
+//   - every graph alone at 1 thread and at all cores, its GFLOP (bench/flops.ts) and share of the ceiling, and the
+//     PyTorch eager baseline at the same threads (bench/pytorch.ts) as a ratio;
+//   - the first question and the follow-up against the all-cores bound (their GFLOP at the all-cores ceiling);
+//   - the chain's orchestration, core sharing, int8 against fp32, RSS over weight bytes, cold start, the embedded
+//     LLM and the server, each where its models exist;
+//   - the targets table, printed last and stored in results.json under `proof.targets`.
+// Parts can be skipped (--skip-*) to check the code path quickly; --help lists the options.
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
-import { availableParallelism } from 'node:os';
+import { availableParallelism, loadavg } from 'node:os';
 import { dirname, join } from 'node:path';
 import { monitorEventLoopDelay, performance } from 'node:perf_hooks';
 import { parseArgs } from 'node:util';
-import { OnnxGraph, floatTensor } from '../src/runtime/onnx-session.js';
 import { createVisionModels } from '../src/runtime/vision-models.js';
 import { packageRoot } from '../src/paths.js';
-import { transformerFlops, type FlopEstimate } from './flops.js';
+import { questionFlops } from './flops.js';
 import { benchChain, type ChainBenchResult } from './chain.js';
 import { benchInt8, hasInt8Variants, printInt8, type Int8BenchResult } from './int8.js';
 import { benchLocalLlm, LOCAL_LLM_STAND_IN, printLocalLlm, type LocalLlmBenchResult } from './local-llm.js';
-import { median } from './stats.js';
+import { median, round } from './stats.js';
 import { benchCoreBudget, type CoreBudgetBenchResult } from './core-budget.js';
-import { benchLoadMemory, type LoadMemoryResult } from './load-memory.js';
+import { benchLoadMemoryInChild, type LoadMemoryResult } from './load-memory.js';
 import { writeLatencyChart } from './chart.js';
+import { measureMatmulCeiling, type MatmulCeiling } from './matmul-ceiling.js';
+import { benchStageThreads, STAGE_QUESTION, type StageThreadsResult } from './stage-threads.js';
+import { benchColdStart, type ColdStartResult } from './cold-start.js';
+import { benchPytorch } from './pytorch.js';
+import { buildProof, machineInfo, printProof, type StageCompute } from './proof.js';
 import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
 
@@ -27,12 +38,16 @@ interface StageSummary {
 
 export interface ModelSetResult {
   name: string;
+  modelsDir: string;
   captionModel: string;
   vqaModel: string;
   iterations: number;
+  /** VLE tokens of the first question, special tokens included (what the fusion FLOPs are counted for). */
+  questionTokens: number;
   firstQuestion: StageSummary;
   followUpQuestion: StageSummary;
-  gflops: Record<string, { gflop: number; ms: number; gflopPerSecond: number; shareOfCeiling: number }>;
+  /** Each stage of the first question against the all-cores MatMul ceiling (every graph runs on all cores). */
+  gflops: Record<string, StageCompute>;
   loadMs: number;
   peakRssMiB: number;
   /** Main-thread event-loop delay while the measured questions ran: inference and preprocessing are in workers. */
@@ -42,71 +57,57 @@ export interface ModelSetResult {
 const root = packageRoot();
 const { values: args } = parseArgs({
   options: {
+    help: { type: 'boolean', default: false },
     'tiny-only': { type: 'boolean', default: false },
     iterations: { type: 'string' },
     image: { type: 'string' },
     out: { type: 'string', default: join(root, 'bench', 'results.json') },
     chart: { type: 'string', default: join(root, 'bench', 'latency.svg') },
+    threads: { type: 'string' },
+    'ceiling-rounds': { type: 'string', default: '5' },
+    'cold-start-runs': { type: 'string', default: '5' },
+    'int8-rounds': { type: 'string', default: '2' },
+    'int8-agreement-images': { type: 'string', default: '12' },
     'server-duration': { type: 'string', default: '10' },
     'skip-server': { type: 'boolean', default: false },
     'skip-int8': { type: 'boolean', default: false },
     'skip-cores': { type: 'boolean', default: false },
+    'skip-chain': { type: 'boolean', default: false },
+    'skip-stages': { type: 'boolean', default: false },
+    'skip-pytorch': { type: 'boolean', default: false },
+    'skip-memory': { type: 'boolean', default: false },
+    'skip-cold-start': { type: 'boolean', default: false },
+    'skip-llm': { type: 'boolean', default: false },
   },
 });
+
+const HELP = `node dist/bench/run.js [options]   (npm run bench -- [options])
+  --tiny-only                 only the tiny test models (the proof then uses them: a check of the code path)
+  --iterations N              questions per measurement (default: 20 tiny, 3 full-size, 2 core sharing)
+  --threads 1,2               thread counts of the per-graph timings and the PyTorch baseline (default: 1 and all cores)
+  --ceiling-rounds N          rounds of the MatMul ceiling, every shape once per round (default 5)
+  --cold-start-runs N         runs of each cold-start process (default 5)
+  --int8-rounds N, --int8-agreement-images N   bench/int8.ts's --rounds and --agreement-images (default 2, 12)
+  --image PATH                the image asked about (default test/fixtures/eval/dogs.jpg)
+  --out PATH, --chart PATH    where results.json and latency.svg go (default bench/)
+  --server-duration S         seconds per server run (default 10)
+  --skip-server --skip-int8 --skip-cores --skip-chain --skip-stages --skip-pytorch --skip-memory
+  --skip-cold-start --skip-llm   leave a part out (its targets then read "not measured")`;
 
 function summarize(samples: StageSummary[]): StageSummary {
   const keys = [...new Set(samples.flatMap((sample) => Object.keys(sample)))];
   return Object.fromEntries(keys.map((key) => [key, round(median(samples.map((sample) => sample[key] ?? 0)))]));
 }
 
-function round(value: number, digits = 2): number {
-  const scale = 10 ** digits;
-  return Math.round(value * scale) / scale;
+/** An option's integer value, at least `minimum` (1 unless said), or the fallback when the option is absent. */
+function integerOption(name: string, value: string | undefined, fallback: number, minimum = 1): number {
+  if (value === undefined) return fallback;
+  const parsed = Number(value);
+  if (!Number.isInteger(parsed) || parsed < minimum) throw new Error(`--${name} must be an integer of at least ${minimum}, got ${value}`);
+  return parsed;
 }
 
-/**
- * onnxruntime's best MatMul throughput on this machine with these threads: the best of the GEMM shapes the
- * models run (ViT MLP and QKV at 577 and 1297 tokens, and a square one), each best-of-N. A single square 1024^3
- * product understates it by half on AVX-512 machines, which would make the models look faster than the ceiling.
- */
-async function matmulCeiling(threads: number): Promise<{ gflops: number; shape: string }> {
-  const graph = await OnnxGraph.create(
-    join(root, 'bench', 'matmul.onnx'),
-    {
-      name: 'matmul',
-      inputs: [
-        { name: 'A', dtype: 'float32', shape: ['m', 'k'] },
-        { name: 'B', dtype: 'float32', shape: ['k', 'n'] },
-      ],
-      outputs: [{ name: 'Y', dtype: 'float32', shape: ['m', 'n'] }],
-    },
-    { intraOpNumThreads: threads },
-  );
-  let best = { gflops: 0, shape: '' };
-  for (const [m, k, n] of [
-    [577, 768, 3072],
-    [1297, 768, 3072],
-    [1297, 3072, 768],
-    [1297, 768, 2304],
-    [2048, 2048, 2048],
-  ] as const) {
-    const a = floatTensor(Float32Array.from({ length: m * k }, (_, index) => ((index * 7) % 13) / 13), [m, k]);
-    const b = floatTensor(Float32Array.from({ length: k * n }, (_, index) => ((index * 5) % 11) / 11), [k, n]);
-    await graph.run({ A: a, B: b });
-    let fastest = Number.POSITIVE_INFINITY;
-    for (let repeat = 0; repeat < 6; repeat += 1) {
-      const started = performance.now();
-      await graph.run({ A: a, B: b });
-      fastest = Math.min(fastest, performance.now() - started);
-    }
-    const gflops = (2 * m * k * n) / (fastest / 1000) / 1e9;
-    if (gflops > best.gflops) best = { gflops, shape: `${m}x${k}x${n}` };
-  }
-  await graph.dispose();
-  return best;
-}
-
-async function benchModelSet(name: string, modelsDir: string, captionModel: string, vqaModel: string, image: string, iterations: number, ceiling: number): Promise<ModelSetResult> {
+async function benchModelSet(name: string, modelsDir: string, captionModel: string, vqaModel: string, image: string, iterations: number, ceilingAll: number): Promise<ModelSetResult> {
   const loadStarted = performance.now();
   const vision = await createVisionModels({ modelsDir, captionModel, vqaModel, offline: true });
   const loadMs = performance.now() - loadStarted;
@@ -114,14 +115,16 @@ async function benchModelSet(name: string, modelsDir: string, captionModel: stri
   const first: StageSummary[] = [];
   const followUp: StageSummary[] = [];
   const loopDelay = monitorEventLoopDelay({ resolution: 10 });
+  let questionTokens = 0;
   try {
+    questionTokens = vision.vqa.tokenize(STAGE_QUESTION).length;
     // One unmeasured round warms onnxruntime's allocators and kernels.
-    await Promise.all([vision.caption(bytes), vision.candidates(bytes, 'What is in the picture?')]);
+    await Promise.all([vision.caption(bytes), vision.candidates(bytes, STAGE_QUESTION)]);
     loopDelay.enable();
     for (let iteration = 0; iteration < iterations; iteration += 1) {
       vision.clearCache();
       const started = performance.now();
-      const [caption, answers] = await Promise.all([vision.caption(bytes), vision.candidates(bytes, 'What is in the picture?')]);
+      const [caption, answers] = await Promise.all([vision.caption(bytes), vision.candidates(bytes, STAGE_QUESTION)]);
       const wall = performance.now() - started;
       first.push({
         wall,
@@ -153,21 +156,21 @@ async function benchModelSet(name: string, modelsDir: string, captionModel: stri
     await vision.dispose();
   }
   const firstSummary = summarize(first);
-  const estimates: Record<string, FlopEstimate | undefined> = transformerFlops(join(modelsDir, captionModel), join(modelsDir, vqaModel));
+  const flops = questionFlops({ captionFolder: join(modelsDir, captionModel), vqaFolder: join(modelsDir, vqaModel), questionTokens, captionSteps: firstSummary.captionTokens! });
   const gflops: ModelSetResult['gflops'] = {};
-  const stageOf: Record<string, string> = { captionVision: 'captionVision', vqaVision: 'vqaVision', fusion: 'fusion' };
-  for (const [stage, key] of Object.entries(stageOf)) {
-    const estimate = estimates[stage];
-    const ms = firstSummary[key];
-    if (!estimate || !ms) continue;
-    const gflopPerSecond = estimate.gflop / (ms / 1000);
-    gflops[stage] = { gflop: round(estimate.gflop, 3), ms, gflopPerSecond: round(gflopPerSecond), shareOfCeiling: round(gflopPerSecond / ceiling, 3) };
+  for (const stage of ['captionVision', 'crossAttention', 'decoder', 'vqaVision', 'fusion'] as const) {
+    const ms = firstSummary[stage];
+    if (!flops || !ms) continue;
+    const gflopPerSecond = flops[stage].gflop / (ms / 1000);
+    gflops[stage] = { gflop: Number(flops[stage].gflop.toPrecision(4)), ms, gflopPerSecond: round(gflopPerSecond, 1), shareOfCeiling: round(gflopPerSecond / ceilingAll, 3) };
   }
   return {
     name,
+    modelsDir,
     captionModel,
     vqaModel,
     iterations,
+    questionTokens,
     firstQuestion: firstSummary,
     followUpQuestion: summarize(followUp),
     gflops,
@@ -204,41 +207,88 @@ async function benchServer(images: 'same' | 'distinct', duration: string): Promi
   return JSON.parse(line.slice('RESULT '.length)) as unknown;
 }
 
+function onnxruntimeVersion(): string {
+  try {
+    return (JSON.parse(readFileSync(join(root, 'node_modules', 'onnxruntime-node', 'package.json'), 'utf8')) as { version: string }).version;
+  } catch {
+    return 'unknown';
+  }
+}
+
 async function main(): Promise<void> {
+  if (args.help) {
+    console.log(HELP);
+    return;
+  }
   const cores = availableParallelism();
+  const machine = machineInfo(onnxruntimeVersion());
   const image = args.image ?? join(root, 'test', 'fixtures', 'eval', 'dogs.jpg');
-  console.log(`vqa-llm runtime benchmark: ${cores} cores, node ${process.version}, image ${image}`);
-  const perModelThreads = Math.max(1, Math.floor(cores / 2));
-  const single = await matmulCeiling(perModelThreads);
-  const all = await matmulCeiling(cores);
-  const ceiling = single.gflops;
-  const ceilingAll = all.gflops;
-  console.log(
-    `onnxruntime MatMul ceiling: ${round(ceiling)} GFLOP/s with ${perModelThreads} thread(s) (one model's share; best shape ${single.shape}), ${round(ceilingAll)} GFLOP/s with ${cores} (${all.shape})`,
-  );
+  const iterations = args.iterations === undefined ? undefined : integerOption('iterations', args.iterations, 1);
+  const threadCounts = args.threads ? [...new Set(args.threads.split(',').map((value) => integerOption('threads', value, 1)))] : [...new Set([1, cores])];
+  console.log(`vqa-llm runtime benchmark: ${machine.cpu}, ${cores} cores, AVX-512 ${machine.avx512}, VNNI ${machine.vnni}, node ${process.version}, onnxruntime ${machine.onnxruntime}, image ${image}`);
+  // Other processes' load inflates every time (the ceiling less than the models): results.json keeps the load
+  // average at both ends, so that a reader can tell a quiet run from a shared one.
+  const loadAtStart = loadavg().map((value) => round(value));
+  if (loadAtStart[0]! > cores / 2) console.log(`warning: load average ${loadAtStart[0]} on ${cores} cores: other processes are running, figures will be noisy`);
+
+  // The ceiling at every thread count a stage runs on: 1, all cores, and any --threads.
+  const ceiling: Record<string, MatmulCeiling> = {};
+  for (const threads of [...new Set([1, cores, ...threadCounts])].sort((a, b) => a - b)) {
+    ceiling[threads] = await measureMatmulCeiling({ threads, rounds: integerOption('ceiling-rounds', args['ceiling-rounds'], 5) });
+    const measured = ceiling[threads]!;
+    console.log(`onnxruntime MatMul ceiling, ${threads} thread(s): median ${measured.median} GFLOP/s over ${Object.keys(measured.shapes).length} shapes x ${measured.rounds} rounds (best ${measured.best}, ${measured.bestShape})`);
+  }
+  const ceilingAll = ceiling[cores]!.median;
 
   const results: ModelSetResult[] = [];
   const chainResults: ChainBenchResult[] = [];
-  const iterations = args.iterations ? Number(args.iterations) : undefined;
   const tinyDir = join(root, 'test', 'fixtures', 'models');
-  results.push(await benchModelSet('tiny test models', tinyDir, 'tiny-blip', 'tiny-vle', image, iterations ?? 20, ceiling));
+  results.push(await benchModelSet('tiny test models', tinyDir, 'tiny-blip', 'tiny-vle', image, iterations ?? 20, ceilingAll));
   printResult(results.at(-1)!);
-  chainResults.push(await benchChain('tiny test models', tinyDir, 'tiny-blip', 'tiny-vle', image, iterations ?? 20));
-  printChain(chainResults.at(-1)!);
-  const fullSize = join(root, 'models', 'full-size');
-  if (!args['tiny-only'] && existsSync(join(fullSize, 'blip-base-standin')) && existsSync(join(fullSize, 'vle-base-standin'))) {
-    results.push(await benchModelSet('full-size stand-ins (random weights, real dimensions)', fullSize, 'blip-base-standin', 'vle-base-standin', image, iterations ?? 3, ceiling));
-    printResult(results.at(-1)!);
-    chainResults.push(await benchChain('full-size stand-ins', fullSize, 'blip-base-standin', 'vle-base-standin', image, iterations ?? 3));
+  if (!args['skip-chain']) {
+    chainResults.push(await benchChain('tiny test models', tinyDir, 'tiny-blip', 'tiny-vle', image, iterations ?? 20));
     printChain(chainResults.at(-1)!);
-  } else if (!args['tiny-only']) {
-    console.log('\nFull-size stand-ins not found: `npm run models:full-size` writes them to models/full-size/ (needs python3-torch, ~10 min).');
   }
+  const fullSize = join(root, 'models', 'full-size');
+  const hasFullSize = existsSync(join(fullSize, 'blip-base-standin')) && existsSync(join(fullSize, 'vle-base-standin'));
+  const useFullSize = !args['tiny-only'] && hasFullSize;
+  if (useFullSize) {
+    results.push(await benchModelSet('full-size stand-ins (random weights, real dimensions)', fullSize, 'blip-base-standin', 'vle-base-standin', image, iterations ?? 3, ceilingAll));
+    printResult(results.at(-1)!);
+    if (!args['skip-chain']) {
+      chainResults.push(await benchChain('full-size stand-ins', fullSize, 'blip-base-standin', 'vle-base-standin', image, iterations ?? 3));
+      printChain(chainResults.at(-1)!);
+    }
+  } else if (!args['tiny-only']) {
+    console.log('\nFull-size stand-ins not found: `npm run models:full-size` writes them to models/full-size/ (needs the .venv torch, ~10 min).');
+  }
+  // The proof is made on the largest model set measured.
+  const proofSet = results.at(-1)!;
+
+  let stageThreads: StageThreadsResult | null = null;
+  if (!args['skip-stages']) {
+    console.log(`\n## Each graph alone at ${threadCounts.join(' and ')} thread(s): ${proofSet.name}`);
+    stageThreads = await benchStageThreads({ modelsDir: proofSet.modelsDir, captionModel: proofSet.captionModel, vqaModel: proofSet.vqaModel, image, threads: threadCounts, iterations: iterations ?? (useFullSize ? 3 : 10) });
+    console.table(stageThreads.threads);
+    if (new Set(Object.values(stageThreads.outputs)).size > 1) console.log('note: caption tokens or top answer differ between thread counts (float reductions in another order)');
+  }
+  let pytorch: Awaited<ReturnType<typeof benchPytorch>> | null = null;
+  if (!args['skip-pytorch']) {
+    console.log(`\n## PyTorch eager baseline at ${threadCounts.join(' and ')} thread(s)`);
+    try {
+      pytorch = await benchPytorch({ modelsDir: proofSet.modelsDir, image, threads: threadCounts, iterations: iterations ?? 3 });
+    } catch (error) {
+      // One failing baseline must not cost the other figures of a long run.
+      pytorch = { skipped: `failed: ${(error as Error).message.split('\n')[0]}` };
+    }
+    if ('skipped' in pytorch) console.log(`skipped: ${pytorch.skipped}`);
+    else console.table(pytorch.threads);
+  }
+
   // How the two models share the cores: the 0.1 split (half the cores each, spinning pool threads) against the
-  // shared budget (every graph on all cores, one run at a time), one user and four at once; then load and memory.
+  // shared budget (every graph on all cores, one run at a time), one user and four at once.
   const sharing: CoreBudgetBenchResult[] = [];
-  let memory: LoadMemoryResult | null = null;
-  if (!args['tiny-only'] && !args['skip-cores'] && existsSync(join(fullSize, 'blip-base-standin')) && existsSync(join(fullSize, 'vle-base-standin'))) {
+  if (useFullSize && !args['skip-cores']) {
     const models = { modelsDir: fullSize, captionModel: 'blip-base-standin', vqaModel: 'vle-base-standin' };
     console.log('\n## Sharing the cores (full-size stand-ins), ms');
     sharing.push(await benchCoreBudget({ ...models, scheduling: 'split', spin: true, iterations: iterations ?? 2 }));
@@ -246,25 +296,43 @@ async function main(): Promise<void> {
     console.table(Object.fromEntries(sharing.map((result) => [`${result.scheduling}${result.spin ? ' (spinning)' : ''}`, { ...result.firstQuestion, followUpMs: result.followUpMs, ...result.concurrent }])));
     const same = JSON.stringify(sharing[0]!.answers) === JSON.stringify(sharing[1]!.answers);
     console.log(`captions and top answers under both schedulings: ${same ? 'identical' : 'DIFFERENT'}`);
-    memory = await benchLoadMemory(models);
+  }
+  // Load and memory in a process of their own, so that RSS is the models' and not what the runs above left.
+  let memory: LoadMemoryResult | null = null;
+  if (!args['skip-memory']) {
+    memory = await benchLoadMemoryInChild({ tiny: !useFullSize });
+    console.log(`\n## Memory (${useFullSize ? 'full-size stand-ins' : 'tiny test models'}, a fresh process)`);
     console.log(`load ${memory.loadMs} ms; RSS ${memory.rssAfterLoadMiB} MiB after load (${memory.rssAfterLoadRatio}x the ${memory.weightMiB} MiB of graphs), ${memory.rssAfterQuestionMiB} MiB after a question (${memory.rssAfterQuestionRatio}x)`);
   }
   let int8: Int8BenchResult | null = null;
-  if (!args['tiny-only'] && !args['skip-int8']) {
+  if (useFullSize && !args['skip-int8']) {
     if (hasInt8Variants(fullSize, 'blip-base-standin', 'vle-base-standin')) {
       console.log('\n## int8 against fp32 on the full-size stand-ins (each variant in its own processes)');
-      int8 = await benchInt8({ modelsDir: fullSize, captionModel: 'blip-base-standin', vqaModel: 'vle-base-standin', image, iterations: iterations ?? 3 });
+      int8 = await benchInt8({
+        modelsDir: fullSize,
+        captionModel: 'blip-base-standin',
+        vqaModel: 'vle-base-standin',
+        image,
+        iterations: iterations ?? 3,
+        rounds: integerOption('int8-rounds', args['int8-rounds'], 2),
+        agreementImages: integerOption('int8-agreement-images', args['int8-agreement-images'], 12, 0),
+      });
       printInt8(int8);
     } else {
       console.log('\nNo int8 variants of the full-size stand-ins: `.venv/bin/python models/make_test_models.py --full-size --int8-only` adds them.');
     }
   }
+  let coldStart: ColdStartResult | null = null;
+  if (!args['skip-cold-start']) {
+    coldStart = await benchColdStart({ runs: integerOption('cold-start-runs', args['cold-start-runs'], 5), image });
+    console.log(`\n## Cold start (tiny models, median of ${coldStart.runs}): \`${coldStart.command}\` ${coldStart.askMs} ms; import alone ${coldStart.importMs} ms`);
+  }
   // The embedded LLM, only where its full-size stand-in was made (models/make_tiny_gguf.py --full-size).
   let localLlm: LocalLlmBenchResult | null = null;
-  if (!args['tiny-only'] && existsSync(join(fullSize, LOCAL_LLM_STAND_IN))) {
+  if (useFullSize && !args['skip-llm'] && existsSync(join(fullSize, LOCAL_LLM_STAND_IN))) {
     localLlm = await benchLocalLlm({ modelPath: join(fullSize, LOCAL_LLM_STAND_IN), visionDir: fullSize, iterations: iterations ?? 3, threads: cores, replyTokens: 32 });
     printLocalLlm(localLlm);
-  } else if (!args['tiny-only']) {
+  } else if (useFullSize && !args['skip-llm']) {
     console.log('\nNo embedded-LLM stand-in: `.venv/bin/python models/make_tiny_gguf.py --full-size` writes it (~1 GB).');
   }
   const server: unknown[] = [];
@@ -272,20 +340,55 @@ async function main(): Promise<void> {
     console.log('\n## Server: POST /v1/chat/completions on the tiny models, instant loopback LLM');
     for (const images of ['distinct', 'same'] as const) server.push(await benchServer(images, args['server-duration']!));
   }
+
+  const flops = questionFlops({
+    captionFolder: join(proofSet.modelsDir, proofSet.captionModel),
+    vqaFolder: join(proofSet.modelsDir, proofSet.vqaModel),
+    questionTokens: proofSet.questionTokens,
+    captionSteps: proofSet.firstQuestion.captionTokens!,
+  });
+  if (!flops) throw new Error(`cannot count the FLOPs of ${proofSet.captionModel} and ${proofSet.vqaModel}: a dimension is missing from their config.json`);
+  const first = proofSet.firstQuestion;
+  const proof = buildProof({
+    modelSet: proofSet.name,
+    fullSize: useFullSize,
+    machine,
+    ceiling,
+    allCores: cores,
+    flops,
+    questionTokens: proofSet.questionTokens,
+    captionSteps: first.captionTokens!,
+    firstQuestion: {
+      wall: first.wall!,
+      followUpWall: proofSet.followUpQuestion.wall!,
+      stages: { captionVision: first.captionVision, crossAttention: first.crossAttention, decoder: first.decoder, vqaVision: first.vqaVision, fusion: first.fusion },
+    },
+    stageThreads,
+    pytorch,
+    int8,
+    coldStart,
+    memory,
+  });
+  printProof(proof);
+
   mkdirSync(dirname(args.out!), { recursive: true });
   writeFileSync(
     args.out!,
     `${JSON.stringify(
       {
-        command: 'npm run bench',
+        command: `npm run bench${process.argv.length > 2 ? ` -- ${process.argv.slice(2).join(' ')}` : ''}`,
         date: new Date().toISOString(),
-        machine: { cores, node: process.version },
-        matmulCeilingGflops: { threads: perModelThreads, value: round(ceiling), shape: single.shape, allCores: round(ceilingAll), allCoresShape: all.shape },
+        machine: { ...machine, loadAverage: { start: loadAtStart, end: loadavg().map((value) => round(value)) } },
+        matmulCeilingGflops: Object.fromEntries(Object.entries(ceiling).map(([threads, value]) => [threads, { median: value.median, best: value.best, bestShape: value.bestShape }])),
+        proof,
         runtime: results,
+        stageThreads,
+        pytorch,
         chain: chainResults,
         sharing,
         memory,
         int8,
+        coldStart,
         localLlm,
         server,
       },

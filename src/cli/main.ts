@@ -1,7 +1,4 @@
-import { readFileSync } from 'node:fs';
-import { join } from 'node:path';
-import { Command, CommanderError } from 'commander';
-import { packageRoot } from '../paths.js';
+import type { Command } from 'commander';
 import { register as registerAsk } from './commands/ask.js';
 import { register as registerCaption } from './commands/caption.js';
 import { register as registerCandidates } from './commands/candidates.js';
@@ -10,16 +7,16 @@ import { register as registerEval } from './commands/eval.js';
 import { register as registerModels } from './commands/models.js';
 import { register as registerServe } from './commands/serve.js';
 import { register as registerWorker } from './commands/worker.js';
-import { printError } from './shared.js';
+import { createBaseProgram } from './program.js';
 
-/** Builds the `vqa-llm` program; commands register themselves. */
+export { main } from './run.js';
+
+/**
+ * Builds the whole `vqa-llm` program, every command registered, for code that inspects it (the deploy manifests'
+ * test). The CLI itself starts from ./run.ts, which imports only the command it runs.
+ */
 export function createProgram(): Command {
-  const { version } = JSON.parse(readFileSync(join(packageRoot(), 'package.json'), 'utf8')) as { version: string };
-  const program = new Command('vqa-llm')
-    .description('Answer questions about images with local vision models (BLIP, VLE) and a text-only LLM')
-    .version(version)
-    .showHelpAfterError()
-    .exitOverride();
+  const program = createBaseProgram();
   registerAsk(program);
   registerChat(program);
   registerCaption(program);
@@ -29,17 +26,4 @@ export function createProgram(): Command {
   registerEval(program);
   registerWorker(program);
   return program;
-}
-
-/** Runs the CLI; resolves to the exit code. Errors print their message (and hint), never a crash. */
-export async function main(argv: string[]): Promise<number> {
-  const program = createProgram();
-  try {
-    await program.parseAsync(argv);
-    return 0;
-  } catch (error) {
-    if (error instanceof CommanderError) return error.exitCode === 0 ? 0 : 2;
-    printError(error);
-    return 1;
-  }
 }

@@ -1,11 +1,20 @@
+// What every command shares: model flags, progress on stderr, errors and JSON output. Every command's module imports
+// this one when the CLI starts, so it imports nothing heavy: model resolution, the vision runtime and the progress
+// bars load when a command uses them (see test/cli/cold-start-imports.test.ts).
+import { createRequire } from 'node:module';
+import type { MultiBar, SingleBar } from 'cli-progress';
 import { Option, type Command } from 'commander';
-import cliProgress from 'cli-progress';
 import { VqaLlmError } from '../errors/vqa-llm-error.js';
 import { InvalidOptionError } from '../errors/invalid-option-error.js';
 import { DEFAULT_CAPTION_MODEL, DEFAULT_VQA_MODEL } from '../models/defaults.js';
-import { resolveModel } from '../models/resolve-model.js';
-import { createVisionModels } from '../runtime/vision-models.js';
 import type { ProgressCallback, VisionModels } from '../types.js';
+
+// cli-progress is CommonJS: required on the first bar, so that runs without a terminal (logs, pipes, tests) never load it.
+const require = createRequire(import.meta.url);
+/** cli-progress, loaded on first use. */
+export function progressBars(): typeof import('cli-progress') {
+  return require('cli-progress') as typeof import('cli-progress');
+}
 
 /** Options every command that loads models accepts. */
 export interface ModelCommandOptions {
@@ -59,6 +68,7 @@ export function parseNumber(name: string): (value: string) => number {
 
 /** Loads both vision models as the options say, reporting progress on stderr. */
 export async function openVisionModels(options: ModelCommandOptions, extra: { onProgress?: ProgressCallback } = {}): Promise<VisionModels> {
+  const { createVisionModels } = await import('../runtime/vision-models.js');
   return createVisionModels({
     modelsDir: options.models,
     captionModel: options.captionModel,
@@ -74,6 +84,7 @@ export async function openVisionModels(options: ModelCommandOptions, extra: { on
 
 /** Resolves one model spec (folder name, path or hub id) with progress on stderr. */
 export async function resolveModelFolder(spec: string, options: ModelCommandOptions): Promise<string> {
+  const { resolveModel } = await import('../models/resolve-model.js');
   return resolveModel(spec, { modelsDir: options.models, offline: options.offline || undefined, onProgress: createProgressReporter() });
 }
 
@@ -109,7 +120,7 @@ export function formatBytes(bytes: number): string {
  */
 // Bar groups still drawing: an error stops them (their redraw timer would keep the process alive, and the terminal
 // would keep its cursor hidden).
-const openBarGroups = new Set<cliProgress.MultiBar>();
+const openBarGroups = new Set<MultiBar>();
 
 /** Stops every progress bar still drawing; printError calls it before the message. */
 export function stopProgressOutput(): void {
@@ -118,12 +129,13 @@ export function stopProgressOutput(): void {
 }
 
 export function createProgressReporter(stream: NodeJS.WriteStream = process.stderr): ProgressCallback {
-  let bars: cliProgress.MultiBar | undefined;
-  const taskBars = new Map<string, cliProgress.SingleBar>();
-  const barFor = (task: string, file: string): cliProgress.SingleBar => {
+  let bars: MultiBar | undefined;
+  const taskBars = new Map<string, SingleBar>();
+  const barFor = (task: string, file: string): SingleBar => {
     let bar = taskBars.get(task);
     if (!bar) {
       if (!bars) {
+        const cliProgress = progressBars();
         bars = new cliProgress.MultiBar(
           { format: '{verb} {subject} [{bar}] {percentage}% {file}', stream, hideCursor: true, clearOnComplete: false, gracefulExit: true },
           cliProgress.Presets.shades_classic,

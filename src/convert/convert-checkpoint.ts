@@ -9,7 +9,6 @@ import type { ManifestFile, ManifestGraph, ModelManifest } from '../models/manif
 import type { ProgressCallback } from '../types.js';
 import { chooseTemplate } from './choose-template.js';
 import { familyOf } from './families.js';
-import { patchGraph } from './patch-graph.js';
 import { readOptionalJson, writeJsonFile } from './json-files.js';
 import { listTemplates } from './template-store.js';
 import { planWeights } from './weight-plan.js';
@@ -35,6 +34,11 @@ export interface ConvertCheckpointOptions {
 }
 
 const exists = (target: string) => stat(target).then(() => true, () => false);
+
+// onnx-proto (protobufjs) loads with the first graph to patch, not with every import of the library; one promise,
+// so that conversions running at once share one import.
+let graphPatcher: Promise<typeof import('./patch-graph.js')> | undefined;
+const loadGraphPatcher = () => (graphPatcher ??= import('./patch-graph.js'));
 
 /**
  * Converts an upstream BLIP (`Salesforce/blip-image-captioning-*`) or VLE (`hfl/vle-*-for-vqa`) checkpoint folder into
@@ -100,6 +104,7 @@ export async function convertCheckpoint(options: ConvertCheckpointOptions): Prom
     }
     await family.writeTokenizer(checkpointDir, staging);
 
+    const { patchGraph } = await loadGraphPatcher();
     const progress = new ByteProgress(`convert:${name}`, plan.tensorBytes, options.onProgress);
     const known = new Map<string, ManifestFile>();
     const graphs: Record<string, ManifestGraph> = {};

@@ -3,6 +3,7 @@ import { dirname } from 'node:path';
 import pLimit from 'p-limit';
 import type { VqaCallOptions, VqaInput, VqaResult } from '../../chains/types.js';
 import { InvalidOptionError } from '../errors/invalid-option-error.js';
+import { RUN_EVAL_DEFAULTS } from './eval-defaults.js';
 import { IssueCollector } from './issues.js';
 import { parsePredictions } from './predictions.js';
 import { summarizeEval, type EvalSummary } from './summary.js';
@@ -48,7 +49,7 @@ export interface RunEvalResult {
   resumed: number;
 }
 
-export const RUN_EVAL_DEFAULTS = { concurrency: 2 } as const;
+export { RUN_EVAL_DEFAULTS } from './eval-defaults.js';
 
 function round(ms: number): number {
   return Math.round(ms * 10) / 10;

@@ -3,22 +3,9 @@ import { ChatOpenAI } from '@langchain/openai';
 import { InvalidOptionError } from '../errors/index.js';
 import { createLocalChatModel } from './local/chat-local-llama.js';
 import { locateLocalModel } from './local/local-model-path.js';
+import { CHAT_MODEL_DEFAULTS, nonEmpty, resolveLlmProvider, type LlmProvider } from './llm-provider.js';
 
-/**
- * Where the LLM comes from: an OpenAI-compatible endpoint, the embedded model (`local`, a GGUF run in-process),
- * none (answer with the top VQA candidate), or auto.
- */
-export type LlmProvider = 'openai' | 'local' | 'none' | 'auto';
-
-/** Defaults of {@link createChatModel}, in one place so the CLI help and the README can quote them. */
-export const CHAT_MODEL_DEFAULTS = {
-  model: 'gpt-4o-mini',
-  baseUrl: 'https://api.openai.com/v1',
-  timeoutMs: 30_000,
-  maxRetries: 2,
-  temperature: 0,
-  maxTokens: 256,
-} as const;
+export { CHAT_MODEL_DEFAULTS, resolveLlmProvider, type LlmProvider } from './llm-provider.js';
 
 export interface ChatModelOptions {
   /**
@@ -70,42 +57,9 @@ export interface ChatModelOptions {
 // OpenAI's client refuses to start without a key even when the server ignores it, as local servers do.
 const PLACEHOLDER_API_KEY = 'not-needed';
 
-function nonEmpty(value: string | undefined): string | undefined {
-  const trimmed = value?.trim();
-  return trimmed ? trimmed : undefined;
-}
-
 function checkNonNegativeInteger(name: string, value: number, minimum: number): void {
   if (!Number.isInteger(value) || value < minimum) {
     throw new InvalidOptionError('invalid_value', `${name} must be an integer of at least ${minimum}, got ${String(value)}.`);
-  }
-}
-
-/**
- * Resolves `auto` from the environment: `openai` when an OpenAI-compatible endpoint is configured, else `local` when
- * the local model's file is there (`local` says where to look), else `none`.
- *
- * @example
- * ```ts
- * resolveLlmProvider('auto', { OPENAI_BASE_URL: 'http://127.0.0.1:8080/v1' }); // 'openai'
- * resolveLlmProvider('auto', {}, { localModel: './model.gguf' }); // 'local' when ./model.gguf exists, else 'none'
- * ```
- */
-export function resolveLlmProvider(
-  provider: LlmProvider = 'auto',
-  env: Record<string, string | undefined> = process.env,
-  local: { localModel?: string; modelsDir?: string } = {},
-): 'openai' | 'local' | 'none' {
-  if (provider === 'openai' || provider === 'local' || provider === 'none') return provider;
-  if (provider !== 'auto') {
-    throw new InvalidOptionError('invalid_value', `provider must be 'openai', 'local', 'none' or 'auto', got ${JSON.stringify(provider)}.`);
-  }
-  if (nonEmpty(env.OPENAI_API_KEY) || nonEmpty(env.OPENAI_BASE_URL)) return 'openai';
-  try {
-    return locateLocalModel({ model: local.localModel, modelsDir: local.modelsDir, env }).exists ? 'local' : 'none';
-  } catch {
-    // A hub id that is not downloaded yet is no local model to use.
-    return 'none';
   }
 }
 

@@ -4,7 +4,6 @@
 import { readFile, rm, stat } from 'node:fs/promises';
 import path from 'node:path';
 
-import { convertCheckpoint } from '../convert/convert-checkpoint.js';
 import { familyOf } from '../convert/families.js';
 import { listTemplates } from '../convert/template-store.js';
 import { ConversionError } from '../errors/conversion-error.js';
@@ -117,6 +116,7 @@ export async function resolveUpstreamModel(options: ResolveUpstreamOptions): Pro
         hint: `Point ${options.kind === 'blip-captioner' ? '--caption-model' : '--vqa-model'} at a ${options.kind} model.`,
       });
     }
+    const { convertCheckpoint } = await loadConverter();
     await convertCheckpoint({
       checkpoint: snapshot.folder,
       out: folder,
@@ -133,6 +133,11 @@ export async function resolveUpstreamModel(options: ResolveUpstreamOptions): Pro
     await release();
   }
 }
+
+// The converter (onnx-proto, the checkpoint readers) loads when a checkpoint is converted, not with every resolve. One
+// promise for every caller: two models converting at once share one import rather than race two.
+let converter: Promise<typeof import('../convert/convert-checkpoint.js')> | undefined;
+const loadConverter = () => (converter ??= import('../convert/convert-checkpoint.js'));
 
 function templatesFromEnv(env: NodeJS.ProcessEnv = process.env): string[] {
   return (env[MODEL_ENV.templates] ?? '').split(path.delimiter).filter((folder) => folder.trim() !== '');

@@ -44,24 +44,28 @@ export interface OpenedModel {
   ownsExecutor: boolean;
 }
 
-/** Reads the folder on this thread, then opens its sessions in the workers, so a broken graph fails at load time. */
+/**
+ * Reads the folder on this thread, then opens its sessions in the workers, so a broken graph fails at load time. The
+ * workers start first: their start-up (a thread, onnxruntime, the image code) overlaps the reading of the folder and
+ * the tokenizer here.
+ */
 export async function openModel(folder: string, kind: WorkerModelSpec['kind'], options: VisionModelOptions): Promise<OpenedModel> {
   const workers = options.workers ?? 1;
   const threads = options.threads ?? options.coreBudget?.cores ?? defaultThreadsPerWorker(workers);
-  const model = await loadModelFolder(folder, kind, {
-    quantized: options.quantized,
-    verifyChecksums: options.verifyChecksums,
-    session: { ...options.sessionOptions, intraOpNumThreads: threads },
-  });
   const inner = options.executor ?? createExecutor({ workers });
   const executor = options.coreBudget ? budgetExecutor(inner, { budget: options.coreBudget, cores: threads, leadMs: options.runLeadMs }) : inner;
   try {
+    const model = await loadModelFolder(folder, kind, {
+      quantized: options.quantized,
+      verifyChecksums: options.verifyChecksums,
+      session: { ...options.sessionOptions, intraOpNumThreads: threads },
+    });
     await executor.run({ type: 'load', model: model.spec });
+    return { model, executor, ownsExecutor: !options.executor };
   } catch (error) {
     if (!options.executor) await executor.destroy();
     throw error;
   }
-  return { model, executor, ownsExecutor: !options.executor };
 }
 
 /** What the captioner and the VQA model share: the opened folder, its executor and the per-image embedding cache. */

@@ -1,5 +1,4 @@
 import type { Command } from 'commander';
-import { VleVqa } from '../../runtime/vle-vqa.js';
 import { addModelOptions, parsePositiveInteger, printJson, resolveModelFolder, type ModelCommandOptions } from '../shared.js';
 
 interface CandidatesCommandOptions extends ModelCommandOptions {
@@ -17,6 +16,7 @@ export function register(program: Command): void {
       .option('--json', 'print {"candidates": [{"answer", "score"}]}'),
   ).action(async (image: string, question: string, options: CandidatesCommandOptions) => {
     const folder = await resolveModelFolder(options.vqaModel, options);
+    const { VleVqa } = await import('../../runtime/vle-vqa.js');
     const vqa = await VleVqa.load(folder, { threads: options.threads, workers: options.workers, quantized: options.int8 });
     try {
       const { candidates } = await vqa.candidates(image, question, { topK: options.topK });

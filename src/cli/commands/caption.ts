@@ -1,5 +1,4 @@
 import type { Command } from 'commander';
-import { BlipCaptioner } from '../../runtime/blip-captioner.js';
 import { addModelOptions, parseNumber, parseNonNegativeInteger, parsePositiveInteger, printJson, resolveModelFolder, type ModelCommandOptions } from '../shared.js';
 
 interface CaptionCommandOptions extends ModelCommandOptions {
@@ -24,6 +23,7 @@ export function register(program: Command): void {
       .option('--json', 'print {"caption": ...}'),
   ).action(async (image: string, options: CaptionCommandOptions) => {
     const folder = await resolveModelFolder(options.captionModel, options);
+    const { BlipCaptioner } = await import('../../runtime/blip-captioner.js');
     const captioner = await BlipCaptioner.load(folder, { threads: options.threads, workers: options.workers, quantized: options.int8 });
     try {
       const result = await captioner.caption(image, {

@@ -1,9 +1,10 @@
 import { createInterface } from 'node:readline';
 import type { Command } from 'commander';
-import { createVqaChat, VqaChatSession } from '../../../chains/vqa-chat.js';
-import { VqaLlmError } from '../../errors/index.js';
+import type { VqaChatSession } from '../../../chains/vqa-chat.js';
+import { VqaLlmError } from '../../errors/vqa-llm-error.js';
+import { addLlmOptions, type LlmCommandOptions } from '../llm-options.js';
+import { abortOnInterrupt, createChainForCli, createLlmForCli, describeFallback, disposeLlmForCli } from '../llm-setup.js';
 import { addModelOptions, openVisionModels, printError } from '../shared.js';
-import { abortOnInterrupt, addLlmOptions, createChainForCli, createLlmForCli, describeFallback, disposeLlmForCli, type LlmCommandOptions } from './ask.js';
 
 /** Registers `vqa-llm chat IMAGE`: questions from stdin, answers streamed as they arrive. */
 export function register(program: Command): void {
@@ -15,6 +16,7 @@ export function register(program: Command): void {
         .argument('<image>', 'image file, http(s) URL or data URL'),
     ),
   ).action(async (image: string, options: LlmCommandOptions) => {
+    const { createVqaChat, VqaChatSession } = await import('../../../chains/vqa-chat.js');
     const llm = await createLlmForCli(options);
     const vision = await openVisionModels(options).catch(async (error: unknown) => {
       await disposeLlmForCli(llm);

@@ -1,16 +1,14 @@
 import { stat } from 'node:fs/promises';
-import cliProgress from 'cli-progress';
+import type { SingleBar } from 'cli-progress';
 import type { Command } from 'commander';
 import { InvalidOptionError } from '../../errors/invalid-option-error.js';
-import { loadJsonlDataset, loadReferenceAnswers, loadVqaV2Dataset } from '../../eval/dataset.js';
-import { formatSummary } from '../../eval/format-summary.js';
-import { readPredictions } from '../../eval/predictions.js';
-import { RUN_EVAL_DEFAULTS, runEval, type EvalProgress } from '../../eval/run-eval.js';
-import { summarizeEval, type EvalSummary } from '../../eval/summary.js';
+import { RUN_EVAL_DEFAULTS } from '../../eval/eval-defaults.js';
+import type { EvalProgress } from '../../eval/run-eval.js';
+import type { EvalSummary } from '../../eval/summary.js';
 import type { EvalQuestion, ReferenceSet } from '../../eval/types.js';
-import { runQueuedEvalForCli } from '../../distributed/queued-eval-cli.js';
-import { addModelOptions, openVisionModels, parsePositiveInteger, printJson } from '../shared.js';
-import { abortOnInterrupt, addLlmOptions, createChainForCli, createLlmForCli, disposeLlmForCli, type LlmCommandOptions } from './ask.js';
+import { addLlmOptions, type LlmCommandOptions } from '../llm-options.js';
+import { abortOnInterrupt, createChainForCli, createLlmForCli, disposeLlmForCli } from '../llm-setup.js';
+import { addModelOptions, openVisionModels, parsePositiveInteger, printJson, progressBars } from '../shared.js';
 
 interface EvalRunOptions extends LlmCommandOptions {
   dataset?: string;
@@ -42,6 +40,7 @@ async function checkInput(flag: string, path: string | undefined, kind: 'file' |
 }
 
 async function loadDataset(options: EvalRunOptions): Promise<ReferenceSet<EvalQuestion>> {
+  const { loadJsonlDataset, loadVqaV2Dataset } = await import('../../eval/dataset.js');
   await checkInput('--dataset', options.dataset, 'file');
   await checkInput('--questions', options.questions, 'file');
   await checkInput('--annotations', options.annotations, 'file');
@@ -61,12 +60,13 @@ async function loadDataset(options: EvalRunOptions): Promise<ReferenceSet<EvalQu
 
 /** A bar on a terminal; otherwise a line every 10% (logs, CI), so a long run shows it is alive without flooding. */
 function createEvalProgress(stream: NodeJS.WriteStream = process.stderr): { update: (progress: EvalProgress) => void; stop: () => void } {
-  let bar: cliProgress.SingleBar | undefined;
+  let bar: SingleBar | undefined;
   let lastDecile = -1;
   return {
     update(progress) {
       if (stream.isTTY) {
         if (!bar) {
+          const cliProgress = progressBars();
           bar = new cliProgress.SingleBar(
             { format: 'eval [{bar}] {value}/{total} questions | failed {failed} | resumed {resumed} | eta {eta_formatted}', stream, hideCursor: true },
             cliProgress.Presets.shades_classic,
@@ -88,7 +88,8 @@ function createEvalProgress(stream: NodeJS.WriteStream = process.stderr): { upda
   };
 }
 
-function report(summary: EvalSummary, options: { json?: boolean; strict?: boolean }): void {
+async function report(summary: EvalSummary, options: { json?: boolean; strict?: boolean }): Promise<void> {
+  const { formatSummary } = await import('../../eval/format-summary.js');
   if (options.json) printJson(summary);
   else process.stdout.write(`${formatSummary(summary)}\n`);
   if (options.strict && summary.issues.length > 0) {
@@ -120,7 +121,11 @@ export function register(program: Command): void {
     ),
   ).action(async (options: EvalRunOptions) => {
     const dataset = await loadDataset(options);
-    if (options.queue) return report(await runQueuedEvalForCli({ dataset, queue: options.queue, output: options.output, limit: options.limit, fresh: options.fresh }), options);
+    if (options.queue) {
+      const { runQueuedEvalForCli } = await import('../../distributed/queued-eval-cli.js');
+      return report(await runQueuedEvalForCli({ dataset, queue: options.queue, output: options.output, limit: options.limit, fresh: options.fresh }), options);
+    }
+    const { runEval } = await import('../../eval/run-eval.js');
     const llm = await createLlmForCli(options);
     const vision = await openVisionModels(options).catch(async (error: unknown) => {
       await disposeLlmForCli(llm);
@@ -141,7 +146,7 @@ export function register(program: Command): void {
         onProgress: progress.update,
       });
       progress.stop();
-      report(summary, options);
+      await report(summary, options);
     } catch (error) {
       progress.stop();
       if (interrupt.signal.aborted) process.stderr.write(`interrupted: finished questions are in ${options.output}; run the same command again to resume.\n`);
@@ -163,8 +168,11 @@ export function register(program: Command): void {
     .action(async (options: EvalScoreOptions) => {
       await checkInput('--predictions', options.predictions, 'file');
       await checkInput('--annotations', options.annotations, 'file');
+      const { loadReferenceAnswers } = await import('../../eval/dataset.js');
+      const { readPredictions } = await import('../../eval/predictions.js');
+      const { summarizeEval } = await import('../../eval/summary.js');
       const [reference, predictions] = await Promise.all([loadReferenceAnswers(options.annotations), readPredictions(options.predictions)]);
       if (predictions.partialLastLine) process.stderr.write(`warning: the last line of ${options.predictions} was cut off (an interrupted run) and is ignored.\n`);
-      report(summarizeEval({ reference, records: predictions.records }), options);
+      await report(summarizeEval({ reference, records: predictions.records }), options);
     });
 }

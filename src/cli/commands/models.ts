@@ -4,17 +4,10 @@ import { readdir } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import type { Command } from 'commander';
-import sharp from 'sharp';
-import { convertCheckpoint } from '../../convert/convert-checkpoint.js';
 import { InvalidOptionError } from '../../errors/invalid-option-error.js';
 import { VqaLlmError } from '../../errors/vqa-llm-error.js';
 import { DEFAULT_CAPTION_MODEL, DEFAULT_LOCAL_LLM, DEFAULT_VQA_MODEL, defaultModelsDir } from '../../models/defaults.js';
-import { fetchLocalModel } from '../../llm/local/fetch-local-model.js';
-import { checkModelFolder, readManifest } from '../../models/manifest.js';
-import { resolveModel } from '../../models/resolve-model.js';
 import { packageRoot } from '../../paths.js';
-import { BlipCaptioner } from '../../runtime/blip-captioner.js';
-import { VleVqa } from '../../runtime/vle-vqa.js';
 import { checkPython, defaultPython, exporterModules } from '../python-check.js';
 import { createProgressReporter, printError, printJson } from '../shared.js';
 
@@ -69,6 +62,8 @@ export function register(program: Command): void {
     .action(async (source: string | undefined, options: ModelsOptions & { keepCheckpoint?: boolean; offline?: boolean }) => {
       const onProgress = createProgressReporter();
       const offline = options.offline || undefined;
+      const { fetchLocalModel } = await import('../../llm/local/fetch-local-model.js');
+      const { resolveModel } = await import('../../models/resolve-model.js');
       const fetchOne = (spec: string) =>
         isGgufSpec(spec)
           ? fetchLocalModel({ model: spec, modelsDir: options.models, offline, onProgress })
@@ -101,6 +96,7 @@ export function register(program: Command): void {
     .action(async (checkpoint: string, options: ModelsOptions & { out?: string; templates?: string; overwrite?: boolean }) => {
       const name = checkpoint.replace(/[\\/]+$/, '').split(/[\\/]/).pop()!;
       const out = resolve(options.out ?? join(options.models ?? defaultModelsDir(), name));
+      const { convertCheckpoint } = await import('../../convert/convert-checkpoint.js');
       const manifest = await convertCheckpoint({
         checkpoint,
         out,
@@ -119,6 +115,7 @@ export function register(program: Command): void {
     .option('--json', 'print JSON')
     .action(async (options: ModelsOptions) => {
       const root = resolve(options.models ?? defaultModelsDir());
+      const { checkModelFolder, readManifest } = await import('../../models/manifest.js');
       const entries = await readdir(root, { withFileTypes: true }).catch(() => []);
       const rows = [];
       for (const entry of entries.filter((item) => item.isDirectory()).sort((left, right) => left.name.localeCompare(right.name))) {
@@ -150,6 +147,8 @@ export function register(program: Command): void {
     .option('--models <dir>', 'folder holding model folders (default: VQA_LLM_MODELS or the per-user data folder)')
     .option('--json', 'print JSON')
     .action(async (specs: string[], options: ModelsOptions) => {
+      const { checkModelFolder } = await import('../../models/manifest.js');
+      const { resolveModel } = await import('../../models/resolve-model.js');
       const results = [];
       for (const spec of specs) {
         const folder = await resolveModel(spec, { modelsDir: options.models, offline: true });
@@ -178,8 +177,10 @@ function guessFamily(checkpoint: string): 'blip' | 'vle' {
 
 /** One real inference on a synthetic image: proves the graphs load and run, not only that the bytes are intact. */
 async function runOneInference(folder: string, kind: string): Promise<string> {
+  const { default: sharp } = await import('sharp');
   const image = await sharp({ create: { width: 64, height: 48, channels: 3, background: { r: 200, g: 80, b: 40 } } }).png().toBuffer();
   if (kind === 'blip-captioner') {
+    const { BlipCaptioner } = await import('../../runtime/blip-captioner.js');
     const captioner = await BlipCaptioner.load(folder, { workers: 0 });
     try {
       return JSON.stringify((await captioner.caption(image, { maxNewTokens: 5 })).caption);
@@ -187,6 +188,7 @@ async function runOneInference(folder: string, kind: string): Promise<string> {
       await captioner.dispose();
     }
   }
+  const { VleVqa } = await import('../../runtime/vle-vqa.js');
   const vqa = await VleVqa.load(folder, { workers: 0 });
   try {
     const { candidates } = await vqa.candidates(image, 'What color is it?', { topK: 1 });

@@ -1,14 +1,12 @@
 import { readFileSync } from 'node:fs';
 import { Option, type Command } from 'commander';
-import { CHAT_MODEL_DEFAULTS, createChatModel, resolveLlmProvider, type LlmProvider } from '../../llm/create-chat-model.js';
-import { ChatLocalLlama, locateLocalModel } from '../../llm/local/index.js';
-import { InvalidOptionError } from '../../errors/index.js';
+import { CHAT_MODEL_DEFAULTS, resolveLlmProvider, type LlmProvider } from '../../llm/llm-provider.js';
+import type { ChatLocalLlama } from '../../llm/local/chat-local-llama.js';
+import { locateLocalModel } from '../../llm/local/local-model-path.js';
+import { InvalidOptionError } from '../../errors/invalid-option-error.js';
 import { VQA_CHAIN_DEFAULTS } from '../../../chains/defaults.js';
 import { formatConfig, maskSecret, maskUrl, type ConfigEntry } from '../../server/describe-config.js';
 import { SERVER_DEFAULTS } from '../../server/server-defaults.js';
-import { startVqaServer } from '../../server/vqa-server.js';
-import { deferVisionModels } from '../../runtime/deferred-vision-models.js';
-import { SAFE_FETCH_DEFAULTS } from '../../net/safe-fetch.js';
 import { addModelOptions, openVisionModels, parsePositiveInteger, type ModelCommandOptions } from '../shared.js';
 
 interface ServeCommandOptions extends ModelCommandOptions {
@@ -141,6 +139,12 @@ export function register(program: Command): void {
     .addOption(new Option('--max-connections <n>', 'open connections at once; more are closed on arrival').env('VQA_LLM_MAX_CONNECTIONS').default(SERVER_DEFAULTS.maxConnections).argParser(parsePositiveInteger('--max-connections')))
     .addOption(new Option('--cache <url>', 'share captions and image embeddings with other replicas through Redis, e.g. redis://10.0.0.5:6379/0?ttl=3600 (see docs/scaling.md)').env('VQA_LLM_REDIS_URL'));
   addModelOptions(command).action(async (options: ServeCommandOptions, self: Command) => {
+    // The server stack loads when the command runs, not when the CLI starts; one import at a time (see ../program.ts).
+    const { createChatModel } = await import('../../llm/create-chat-model.js');
+    const { ChatLocalLlama: LocalModel } = await import('../../llm/local/chat-local-llama.js');
+    const { startVqaServer } = await import('../../server/vqa-server.js');
+    const { deferVisionModels } = await import('../../runtime/deferred-vision-models.js');
+    const { SAFE_FETCH_DEFAULTS } = await import('../../net/safe-fetch.js');
     const env = process.env;
     const allowImageUrls = options.allowImageUrls ?? envFlag('VQA_LLM_ALLOW_IMAGE_URLS', env) ?? SERVER_DEFAULTS.allowImageUrls;
     const allowHttpImageUrls = options.allowHttpImageUrls ?? envFlag('VQA_LLM_ALLOW_HTTP_IMAGE_URLS', env) ?? SAFE_FETCH_DEFAULTS.allowHttp;
@@ -149,7 +153,7 @@ export function register(program: Command): void {
     const provider = resolveLlmProvider(options.llm, env, local);
     const llm = createChatModel({ provider, model: options.llmModel, baseUrl: options.llmBaseUrl, env, ...local, threads: options.threads });
     // The local model loads before listening: a bad file is a startup error, not a fallback on every request.
-    const localLlm = llm instanceof ChatLocalLlama ? await llm.load() : undefined;
+    const localLlm = llm instanceof LocalModel ? await llm.load() : undefined;
     const llmModel = options.llmModel ?? env.VQA_LLM_MODEL ?? CHAT_MODEL_DEFAULTS.model;
     const apiKeys = [...(options.apiKey ?? listFromEnv('VQA_LLM_API_KEYS', env)), ...(options.apiKeyFile ? readKeyFile(options.apiKeyFile) : [])];
     const allowedHosts = options.allowedHost ?? listFromEnv('VQA_LLM_ALLOWED_HOSTS', env);

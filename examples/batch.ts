@@ -42,15 +42,28 @@ function record(name: string, outcome: { answer?: EvalJobAnswer; error?: { messa
   bar.increment(1, { fallbacks, errors });
 }
 
+let interrupted = false;
 try {
   if (args.values.queue) {
     // 3a. Through the queue: no models here; each image's bytes go to Redis once and a worker answers.
-    await runQueuedQuestions({
-      queue: args.values.queue,
-      source: '--queue',
-      items: names.map((name) => ({ id: name, image: join(fromRoot(folder), name), question })),
-      onResult: ({ id, answer, error }) => record(String(id), { answer, error }),
-    });
+    // Ctrl-C stops the batch and removes its jobs and images from Redis (a crash leaves them to their TTLs).
+    const stop = new AbortController();
+    const onSigint = (): void => stop.abort(new Error('SIGINT'));
+    process.once('SIGINT', onSigint);
+    try {
+      await runQueuedQuestions({
+        queue: args.values.queue,
+        source: '--queue',
+        items: names.map((name) => ({ id: name, image: join(fromRoot(folder), name), question })),
+        onResult: ({ id, answer, error }) => record(String(id), { answer, error }),
+        signal: stop.signal,
+      });
+    } catch (error) {
+      if (!stop.signal.aborted) throw error;
+      interrupted = true;
+    } finally {
+      process.off('SIGINT', onSigint);
+    }
   } else {
     // 3b. Here: two questions at a time keep two cores busy; more only queue in the worker pools.
     const vision = await openVision(args);
@@ -76,4 +89,7 @@ try {
   bar.stop();
   await new Promise((resolve) => out.end(resolve));
 }
-console.log(`wrote ${names.length} lines to ${output}`);
+if (interrupted) {
+  console.error(`stopped: the batch's jobs were removed from the queue; ${output} holds the answers so far`);
+  process.exitCode = 130;
+} else console.log(`wrote ${names.length} lines to ${output}`);

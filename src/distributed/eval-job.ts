@@ -32,6 +32,11 @@ export interface ImageJobData {
   kind: 'image-questions';
   image: JobImageRef;
   questions: JobQuestion[];
+  /**
+   * Names this attempt at the job (a retry reuses the job id); the worker echoes it in its result, so that the
+   * producer never takes an earlier attempt's answer for this one's. Absent from jobs of producers before attempts.
+   */
+  attempt?: string;
 }
 
 /**
@@ -72,6 +77,8 @@ export interface ImageJobResult {
    * has this error. The producer puts the bytes back and asks once more before recording the failure.
    */
   imageUnavailable?: JobError;
+  /** The job's `attempt`, echoed. */
+  attempt?: string;
 }
 
 export function isImageJobData(data: unknown): data is ImageJobData {

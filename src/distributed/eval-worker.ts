@@ -11,17 +11,24 @@ import { openRedis } from './redis-client.js';
 
 /**
  * Per question. `started`: the worker began answering it; `finished`: its job's answers are in the queue
- * (acknowledged by BullMQ, so each question finishes once, although a job whose lock expired may have been started
- * and answered twice). An image job gives one `started` per question as each begins and one `finished` per question
- * when the job is acknowledged.
+ * (acknowledged by BullMQ, so each question finishes once over all workers, although a job whose lock expired may
+ * have been started twice); `abandoned`: this worker's work on it ended without an answer the producer keeps (see
+ * `reason`), and the question is asked again elsewhere or by the producer. An image job gives one `started` per
+ * question as each begins and then, per question it started, one `finished` or one `abandoned`.
  */
 export interface EvalWorkerEvent {
-  type: 'started' | 'finished';
+  type: 'started' | 'finished' | 'abandoned';
   jobId: string;
   questionId: QuestionId;
   worker: string;
   /** `finished` only: whether the pipeline refused the question (recorded as a failed question). */
   failed?: boolean;
+  /**
+   * `abandoned` only. `image_unavailable`: the image's bytes were gone or damaged, the producer puts them back and
+   * asks once more (a second failure it records itself); `not_acknowledged`: the queue refused the answer (the
+   * job's lock was lost, so another worker has it) or the job failed or the worker was force-closed.
+   */
+  reason?: 'image_unavailable' | 'not_acknowledged';
   /** Image jobs: the image's sha256, so that logs show which questions shared one image's work. */
   image?: string;
 }
@@ -54,11 +61,16 @@ export interface EvalWorker {
   readonly name: string;
   /** Questions answered (acknowledged by the queue) so far, over all jobs. */
   readonly processed: number;
-  /** Takes no more jobs and waits for those in hand to finish (a drain; SIGTERM in `vqa-llm worker`). */
-  close(): Promise<void>;
+  /**
+   * Takes no more jobs and waits for those in hand to finish (a drain; SIGTERM in `vqa-llm worker`). With
+   * `timeoutMs`, a drain still going then (Redis unreachable: the answers cannot be acknowledged) is cut short: the
+   * connections are dropped and the jobs in hand go to other workers once their locks expire.
+   */
+  close(options?: { timeoutMs?: number }): Promise<void>;
 }
 
-export const EVAL_WORKER_DEFAULTS = { concurrency: 1, lockDurationMs: 30_000, maxStalledCount: 3 } as const;
+/** `drainTimeoutMs`: the bound `vqa-llm worker` gives `close` at SIGTERM, under Kubernetes' 60 s grace period. */
+export const EVAL_WORKER_DEFAULTS = { concurrency: 1, lockDurationMs: 30_000, maxStalledCount: 3, drainTimeoutMs: 50_000 } as const;
 
 /**
  * Answers questions from a BullMQ queue (evaluation runs and `runQueuedQuestions` batches alike) with a chain whose
@@ -94,17 +106,29 @@ export async function startEvalWorker(options: EvalWorkerOptions): Promise<EvalW
       return { worker: name, error: toJobError(error) };
     }
   };
+  // Per job in hand, the questions it started: those are abandoned if the queue never acknowledges the job. Each
+  // entry goes when its job's processing ends.
+  const startedOf = new Map<Job, QuestionId[]>();
+  const markStarted = (job: Job, questionId: QuestionId, image?: string): void => {
+    startedOf.set(job, [...(startedOf.get(job) ?? []), questionId]);
+    options.onEvent?.({ type: 'started', jobId: job.id ?? '', questionId, worker: name, ...(image ? { image } : {}) });
+  };
+  const abandon = (job: Job, reason: NonNullable<EvalWorkerEvent['reason']>): void => {
+    const image = isImageJobData(job.data) ? job.data.image.sha256 : undefined;
+    for (const questionId of startedOf.get(job) ?? []) options.onEvent?.({ type: 'abandoned', jobId: job.id ?? '', questionId, worker: name, reason, ...(image ? { image } : {}) });
+    startedOf.delete(job);
+  };
   const answerImageJob = async (job: Job<QueueJobData>, data: ImageJobData): Promise<ImageJobResult> => {
-    const jobId = job.id ?? '';
-    if (data.questions.length === 0) return { worker: name, results: [] };
-    const started = (questionId: QuestionId): void => options.onEvent?.({ type: 'started', jobId, questionId, worker: name, image: data.image.sha256 });
+    const echo = data.attempt === undefined ? {} : { attempt: data.attempt };
+    if (data.questions.length === 0) return { worker: name, results: [], ...echo };
+    const started = (questionId: QuestionId): void => markStarted(job, questionId, data.image.sha256);
     let bytes: Buffer;
     try {
       bytes = await fetchImage(images, settings, data.image);
     } catch (error) {
       const failure = toJobError(error);
       for (const question of data.questions) started(question.id);
-      return { worker: name, imageUnavailable: failure, results: data.questions.map((question) => ({ id: question.id, worker: name, error: failure })) };
+      return { worker: name, imageUnavailable: failure, results: data.questions.map((question) => ({ id: question.id, worker: name, error: failure })), ...echo };
     }
     const one = (index: number): Promise<EvalJobResult & { id: QuestionId }> =>
       limit(async () => {
@@ -115,15 +139,30 @@ export async function startEvalWorker(options: EvalWorkerOptions): Promise<EvalW
     // The first question alone: concurrent ones would each compute the image's work before any is cached.
     const first = await one(0);
     const rest = await Promise.all(data.questions.slice(1).map((_, index) => one(index + 1)));
-    return { worker: name, results: [first, ...rest] };
+    return { worker: name, results: [first, ...rest], ...echo };
   };
-  const worker = new Worker<QueueJobData, ImageJobResult | EvalJobResult>(
+  // Jobs whose outcome the queue took ('completed' and 'failed' fire only then).
+  const acknowledged = new WeakSet<Job>();
+  /**
+   * BullMQ's worker, told when a job's processing ends without the queue taking its outcome: a completion refused
+   * for a lost lock, or a worker closing, fires no event, and the job's questions would stay counted as in hand.
+   */
+  class AcknowledgingWorker extends Worker<QueueJobData, ImageJobResult | EvalJobResult> {
+    override async processJob(job: Job<QueueJobData, ImageJobResult | EvalJobResult>, token: string, fetchNextCallback?: () => boolean): Promise<void | Job<QueueJobData, ImageJobResult | EvalJobResult>> {
+      try {
+        return await super.processJob(job, token, fetchNextCallback);
+      } finally {
+        if (!acknowledged.has(job)) abandon(job, 'not_acknowledged');
+      }
+    }
+  }
+  const worker = new AcknowledgingWorker(
     settings.name,
     async (job) => {
       const data = job.data;
       if (isImageJobData(data)) return answerImageJob(job, data);
       return limit(() => {
-        options.onEvent?.({ type: 'started', jobId: job.id ?? '', questionId: data.questionId, worker: name });
+        markStarted(job, data.questionId);
         return answer(data.image, data.question);
       });
     },
@@ -139,16 +178,31 @@ export async function startEvalWorker(options: EvalWorkerOptions): Promise<EvalW
     },
   );
   worker.on('completed', (job, result) => {
+    acknowledged.add(job);
     const jobId = job.id ?? '';
     if (isImageJobResult(result) && isImageJobData(job.data)) {
+      // Nothing answered: the producer asks again with the bytes put back, so these questions are not finished.
+      if (result.imageUnavailable) {
+        abandon(job, 'image_unavailable');
+        return;
+      }
+      startedOf.delete(job);
       for (const entry of result.results) {
         processed += 1;
         options.onEvent?.({ type: 'finished', jobId, questionId: entry.id, worker: name, failed: entry.error !== undefined, image: job.data.image.sha256 });
       }
       return;
     }
+    startedOf.delete(job);
     processed += 1;
     if (!isImageJobData(job.data)) options.onEvent?.({ type: 'finished', jobId, questionId: job.data.questionId, worker: name, failed: (result as EvalJobResult).error !== undefined });
+  });
+  // The processor does not throw (a refused question is an answer), but a job can still fail (a stalled job given up
+  // on): its questions are not finished here.
+  worker.on('failed', (job) => {
+    if (!job) return;
+    acknowledged.add(job);
+    abandon(job, 'not_acknowledged');
   });
   // Connection errors are retried by ioredis, and an answer refused for a lost lock is someone else's job now;
   // without a listener each would print a stack.
@@ -159,8 +213,25 @@ export async function startEvalWorker(options: EvalWorkerOptions): Promise<EvalW
     get processed() {
       return processed;
     },
-    async close() {
-      await worker.close();
+    async close(closeOptions) {
+      const drained = worker.close();
+      const timeoutMs = closeOptions?.timeoutMs;
+      if (timeoutMs === undefined) await drained;
+      else {
+        let timer: NodeJS.Timeout | undefined;
+        const expired = new Promise<'expired'>((resolve) => (timer = setTimeout(() => resolve('expired'), timeoutMs)));
+        const outcome = await Promise.race([drained.then(() => 'drained' as const), expired]);
+        clearTimeout(timer);
+        if (outcome === 'expired') {
+          // close(true) cannot overtake a drain already under way: drop the connections under it instead, which
+          // fails the commands it waits on (and stops their reconnecting), and stop waiting for it. Not awaited:
+          // a connection dropped while it reconnects never says it has ended.
+          drained.catch(() => undefined);
+          worker.disconnect().catch(() => undefined);
+          // Their processing never ends now (its acknowledgement waits on a dropped connection): said here.
+          for (const job of [...startedOf.keys()]) abandon(job, 'not_acknowledged');
+        }
+      }
       connection.disconnect();
       images.disconnect();
     },

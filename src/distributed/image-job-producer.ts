@@ -1,4 +1,4 @@
-import { createHash } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import type { Queue, QueueEvents } from 'bullmq';
 import { QueueJobError } from '../errors/queue-job-error.js';
 import { readImageInput } from '../image/load-image.js';
@@ -51,6 +51,11 @@ export interface ImageJobProducer {
 interface Waiter {
   resolve: (result: ImageJobResult) => void;
   reject: (error: unknown) => void;
+  /**
+   * The attempt awaited (`ImageJobData.attempt`): a retry reuses its job id, so an answer or a failure of the
+   * attempt before it (a late event, a sweep that read the old job) must not settle this one.
+   */
+  attempt?: string;
 }
 
 /**
@@ -72,37 +77,51 @@ export function createImageJobProducer(options: ImageJobProducerOptions): ImageJ
   // Image keys in use by this run's unreleased groups, with how many use each.
   const images = new Map<string, number>();
 
-  const settle = (jobId: string, outcome: { result?: ImageJobResult; failedReason?: string }): void => {
+  /**
+   * Settles the job's waiter, unless the outcome belongs to another attempt than the one awaited. A result without
+   * an attempt (a worker older than attempts) is taken as it is; a failure is read from the job's own data, where
+   * no attempt means a job added before this one (by a producer older than attempts).
+   */
+  const settle = (jobId: string, attempt: string | undefined, outcome: { result?: ImageJobResult; failedReason?: string }): void => {
     const waiter = waiters.get(jobId);
     if (!waiter) return;
+    if (waiter.attempt !== undefined && attempt !== waiter.attempt && (attempt !== undefined || outcome.result === undefined)) return;
     waiters.delete(jobId);
     if (outcome.result) waiter.resolve(outcome.result);
     else waiter.reject(new QueueJobError('job_failed', `The queue gave up on job ${jobId}: ${outcome.failedReason ?? 'no reason given'}.`, { hint: 'Run the same command again to retry it.' }));
   };
-  const onCompleted = ({ jobId, returnvalue }: { jobId: string; returnvalue: unknown }): void => {
-    if (isImageJobResult(returnvalue)) settle(jobId, { result: returnvalue });
+  /**
+   * A completed job's return value: an image job's result, or a failure. A worker older than image jobs answers one
+   * with a one-question error (it reads no `questions`): waiting on would never end, so the job has failed.
+   */
+  const completed = (jobId: string, returnvalue: unknown): void => {
+    if (isImageJobResult(returnvalue)) settle(jobId, returnvalue.attempt, { result: returnvalue });
+    // No attempt to read from such an answer: it is taken for the one awaited.
+    else settle(jobId, waiters.get(jobId)?.attempt, { failedReason: 'its worker answered without an image job\'s results (a worker older than image jobs: upgrade workers before producers)' });
   };
-  const onFailed = ({ jobId, failedReason }: { jobId: string; failedReason: string }): void => settle(jobId, { failedReason });
+  const onCompleted = ({ jobId, returnvalue }: { jobId: string; returnvalue: unknown }): void => {
+    if (waiters.has(jobId)) completed(jobId, returnvalue);
+  };
+  // The event has no attempt: the job itself says which attempt failed.
+  const onFailed = ({ jobId }: { jobId: string }): void => {
+    if (waiters.has(jobId)) check(jobId).catch(() => undefined);
+  };
   events.on('completed', onCompleted as never);
   events.on('failed', onFailed as never);
 
   /** The job's state, settling its waiter when it is already done: a resumed run's jobs may have finished meanwhile. */
   const check = async (jobId: string): Promise<{ state: string; data?: QueueJobData }> => {
+    // The state first: a job read before it completes has no return value yet, and would read as failed.
+    const state = await queue.getJobState(jobId);
+    if (state === 'unknown') return { state };
     const job = await queue.getJob(jobId);
     if (!job) return { state: 'unknown' };
-    const state = await job.getState();
-    if (state === 'completed' && isImageJobResult(job.returnvalue)) settle(jobId, { result: job.returnvalue });
+    if (state === 'completed') completed(jobId, job.returnvalue);
+    else if (state === 'failed') settle(jobId, attemptOf(job.data), { failedReason: job.failedReason || 'failed' });
     return { state, data: job.data };
   };
   const sweep = setInterval(() => {
-    for (const jobId of waiters.keys()) {
-      check(jobId).then(
-        ({ state }) => {
-          if (state === 'failed') settle(jobId, { failedReason: 'failed' });
-        },
-        () => undefined,
-      );
-    }
+    for (const jobId of waiters.keys()) check(jobId).catch(() => undefined);
   }, options.sweepMs ?? 5_000);
   sweep.unref();
   // A third of the TTL, so an image awaited by a live producer never expires, whatever the queue's backlog.
@@ -113,7 +132,8 @@ export function createImageJobProducer(options: ImageJobProducerOptions): ImageJ
       for (const key of images.keys()) pipeline.expire(key, imageTtlSeconds);
       pipeline.exec().catch(() => undefined);
     },
-    Math.max(1_000, Math.min(60_000, (imageTtlSeconds * 1_000) / 3)),
+    // No floor: one at 1 s would let a 1 s TTL lapse between refreshes.
+    Math.min(60_000, (imageTtlSeconds * 1_000) / 3),
   );
   refresh.unref();
 
@@ -121,7 +141,16 @@ export function createImageJobProducer(options: ImageJobProducerOptions): ImageJ
     const known = groups.get(group);
     const imageKey = image ? imageStoreKey(location, image) : undefined;
     if (known?.imageKey === imageKey && known?.jobId === jobId) return;
-    if (imageKey && known?.imageKey !== imageKey) images.set(imageKey, (images.get(imageKey) ?? 0) + 1);
+    if (imageKey && known?.imageKey !== imageKey) {
+      images.set(imageKey, (images.get(imageKey) ?? 0) + 1);
+      // The group's image changed (a file changed between runs: the found job names the old bytes): the old key
+      // is no longer this group's to refresh. It is left to its TTL, since the found job may still read it.
+      if (known?.imageKey) {
+        const users = (images.get(known.imageKey) ?? 1) - 1;
+        if (users > 0) images.set(known.imageKey, users);
+        else images.delete(known.imageKey);
+      }
+    }
     groups.set(group, { jobId, imageKey: imageKey ?? known?.imageKey });
   };
 
@@ -134,6 +163,9 @@ export function createImageJobProducer(options: ImageJobProducerOptions): ImageJ
       // The same key holding other questions (a run resumed with another --limit, or a group split by a crash
       // between its records): a job of its own for exactly these questions.
       if (found && !covers(found.data, ids)) {
+        // The old job is nobody's now: removed unless a worker holds it (then removeOnComplete's age limit does).
+        const old = found;
+        if ((await old.getState()) !== 'active') await queue.remove(jobId).catch(() => undefined);
         jobId = queueJobId(runKey, `${group.key}.${digest(ids)}`);
         found = await queue.getJob(jobId);
       }
@@ -146,19 +178,28 @@ export function createImageJobProducer(options: ImageJobProducerOptions): ImageJ
           bytes = (await readImageInput(group.image, { signal: group.signal })).bytes;
           ref = imageRef(bytes, runKey, name);
         }
-        await putImage(client, imageStoreKey(location, ref!), bytes, imageTtlSeconds, overwrite);
+        // Counted before the upload: a group of the same image released meanwhile must not delete the bytes that
+        // this one has just found in Redis (EXPIRE) and counts on.
         track(group.key, jobId, ref);
+        await putImage(client, imageStoreKey(location, ref!), bytes, imageTtlSeconds, overwrite);
         return ref!;
       };
       if (ref) track(group.key, jobId, ref);
+      // The attempt awaited: the found job's, or a new one for each job this run adds.
+      let attempt: string | undefined;
       const add = async (overwrite: boolean): Promise<void> => {
         const image = await ensureImage(overwrite);
-        const data: ImageJobData = { kind: 'image-questions', image, questions: group.questions };
+        const data: ImageJobData = { kind: 'image-questions', image, questions: group.questions, attempt };
         await queue.add('image-questions', data, { jobId });
       };
 
       for (let retried = false; ; retried = true) {
-        const answered = new Promise<ImageJobResult>((resolve, reject) => waiters.set(jobId, { resolve, reject }));
+        // What to do, and so which attempt to await, is known before the waiter exists: no outcome of an earlier
+        // attempt (a late event, a sweep that read the old job) can then settle it.
+        const state = retried ? 'retry' : ((await found?.getState()) ?? 'unknown');
+        const fresh = state === 'retry' || state === 'unknown' || state === 'failed';
+        attempt = fresh ? newAttempt() : attemptOf(found!.data);
+        const answered = new Promise<ImageJobResult>((resolve, reject) => waiters.set(jobId, { resolve, reject, attempt }));
         // Rejected at once on abort; the job stays queued and a rerun collects it.
         let onAbort: (() => void) | undefined;
         const aborted = new Promise<never>((_, reject) => {
@@ -168,17 +209,15 @@ export function createImageJobProducer(options: ImageJobProducerOptions): ImageJ
         // Nobody awaits it once the job is answered: an abort after that must not be an unhandled rejection.
         aborted.catch(() => undefined);
         try {
-          if (!retried) {
-            const { state } = await check(jobId);
-            if (state === 'unknown') await add(false);
-            else if (state === 'failed') {
-              // Given up on in an earlier run: this run tries it again.
-              await queue.remove(jobId);
-              await add(false);
-            } else if (state !== 'completed') await ensureImage(false);
-          } else {
+          if (state === 'unknown') await add(false);
+          else if (state === 'failed' || state === 'retry') {
+            // Given up on in an earlier run, or answered without the image: asked again under the same id.
             await queue.remove(jobId);
-            await add(true);
+            await add(state === 'retry');
+          } else {
+            if (state !== 'completed') await ensureImage(false);
+            // Finished before the waiter existed: its event is gone, the job says it.
+            await check(jobId);
           }
           const result = await Promise.race([answered, aborted]);
           if (result.imageUnavailable && !retried) continue;
@@ -211,6 +250,14 @@ export function createImageJobProducer(options: ImageJobProducerOptions): ImageJ
       events.off('failed', onFailed as never);
     },
   };
+}
+
+function newAttempt(): string {
+  return randomBytes(6).toString('hex');
+}
+
+function attemptOf(data: QueueJobData): string | undefined {
+  return isImageJobData(data) ? data.attempt : undefined;
 }
 
 function covers(data: QueueJobData, ids: string[]): boolean {

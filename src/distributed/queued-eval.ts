@@ -61,6 +61,10 @@ export async function runQueuedEval(options: RunQueuedEvalOptions): Promise<RunE
   const keepSeconds = Math.round((options.keepDays ?? QUEUED_EVAL_DEFAULTS.keepDays) * 86_400);
   const imageTtlSeconds = options.imageTtlSeconds ?? settings.imageTtlSeconds ?? QUEUE_DEFAULTS.imageTtlSeconds;
   if (!Number.isInteger(imageTtlSeconds) || imageTtlSeconds < 1) throw new InvalidOptionError('invalid_value', `imageTtlSeconds must be a positive integer, got ${String(imageTtlSeconds)}.`);
+  // runEval's own check, made here: runEval gets the limited questions, reordered.
+  if (options.limit !== undefined && (!Number.isInteger(options.limit) || options.limit < 1)) {
+    throw new InvalidOptionError('invalid_value', `limit must be a positive integer, got ${String(options.limit)}.`);
+  }
   // bullmq loads here: processes that never get --queue never load it.
   const { Queue, QueueEvents } = await import('bullmq');
   const [connection, eventsConnection] = await Promise.all([openRedis(settings.connection, { role: 'queue' }), openRedis(settings.connection, { role: 'queue' })]);
@@ -80,14 +84,17 @@ export async function runQueuedEval(options: RunQueuedEvalOptions): Promise<RunE
     await Promise.all([queue.waitUntilReady(), events.waitUntilReady()]);
     const runKey = await runKeyFor(connection, settings, options.output, options.fresh === true);
     producer = createImageJobProducer({ queue, events, client: connection, location: settings, runKey, imageTtlSeconds });
-    const plan = await questionsToAsk(options.dataset.questions.slice(0, options.limit), options.output, options.fresh === true);
+    // Each image's questions one after the other, wherever the dataset lists them: a group (its job, its answers,
+    // its bytes in Redis) is let go once all its questions are written, so with the window moving over whole
+    // images at most `window` groups are held, where a shuffled dataset would hold nearly every image until the end.
+    const questions = byImage(options.dataset.questions.slice(0, options.limit));
+    const plan = await questionsToAsk(questions, options.output, options.fresh === true);
     const chain = createQueueChain({ producer, plan, onResult: (result) => (byWorker[result.worker] = (byWorker[result.worker] ?? 0) + 1) });
     const result = await runEval({
-      dataset: options.dataset,
+      dataset: { ...options.dataset, questions },
       chain,
       output: options.output,
       concurrency: window,
-      limit: options.limit,
       fresh: options.fresh,
       signal: options.signal,
       onProgress: (progress) => {
@@ -102,16 +109,29 @@ export async function runQueuedEval(options: RunQueuedEvalOptions): Promise<RunE
         options.onProgress?.({ ...progress, byWorker: { ...byWorker } });
       },
     });
-    // Before the connection closes: a removal cut short would leave a job and an image to their age limits.
-    await Promise.all([...releasing, chain.release(Number.MAX_SAFE_INTEGER)]);
+    await chain.release(Number.MAX_SAFE_INTEGER);
     return { ...result, byWorker };
   } finally {
+    // Before the connection closes, on abort or error too: a removal cut short would leave a job and an image to
+    // their age limits.
+    await Promise.all(releasing);
     producer?.close();
     await events.close().catch(() => undefined);
     await queue.close().catch(() => undefined);
     connection.disconnect();
     eventsConnection.disconnect();
   }
+}
+
+/** The questions with each image's together, in the order of each image's first question (a stable sort). */
+function byImage(questions: EvalQuestion[]): EvalQuestion[] {
+  const byPath = new Map<string, EvalQuestion[]>();
+  for (const question of questions) {
+    const list = byPath.get(question.image);
+    if (list) list.push(question);
+    else byPath.set(question.image, [question]);
+  }
+  return [...byPath.values()].flat();
 }
 
 /**

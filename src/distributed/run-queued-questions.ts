@@ -33,17 +33,26 @@ export interface RunQueuedQuestionsOptions {
   /**
    * The questions, read as they are needed (an async iterable may be endless). Consecutive questions about the same
    * image (the same path, or the same bytes object) go to one worker as one job, which runs the image's vision work
-   * once: list an image's questions together.
+   * once: list an image's questions together. A job is sent once it is full, once an item about another image
+   * comes, or once the iterable has given nothing for `groupWaitMs`.
    */
   items: Iterable<QueuedQuestion> | AsyncIterable<QueuedQuestion>;
   /** Called once per question, in the order answers arrive; a returned promise is awaited before that job is removed. */
   onResult: (answer: QueuedAnswer) => void | Promise<void>;
-  /** Stops reading items and waiting; the jobs this run added are removed. */
+  /**
+   * Stops reading items (a read under way is given up) and waiting. The jobs this run added are removed, but for a
+   * job a worker holds at that moment: it is answered for nobody and removed an hour after.
+   */
   signal?: AbortSignal;
   /** Questions awaited at once. Default: the URL's `?window=`, else 256. */
   window?: number;
   /** Questions per job at most (an image with more gets several jobs). Default 64. */
   maxQuestionsPerJob?: number;
+  /**
+   * How long a job that is not full waits for another question about its image when the iterable gives nothing,
+   * before it is sent as it is. Default 100 ms.
+   */
+  groupWaitMs?: number;
   /** The flag the URL came from, for messages. Default `queue`. */
   source?: string;
 }
@@ -55,7 +64,7 @@ export interface RunQueuedQuestionsResult {
   byWorker: Record<string, number>;
 }
 
-export const RUN_QUEUED_QUESTIONS_DEFAULTS = { window: 256, maxQuestionsPerJob: 64, keepSeconds: 3_600 } as const;
+export const RUN_QUEUED_QUESTIONS_DEFAULTS = { window: 256, maxQuestionsPerJob: 64, groupWaitMs: 100, keepSeconds: 3_600 } as const;
 
 interface Group {
   index: number;
@@ -67,8 +76,9 @@ interface Group {
  * Asks questions of `vqa-llm worker` processes through a BullMQ queue and hands each answer to `onResult` as it
  * arrives. Each image's bytes go to Redis once (workers need no shared files), and consecutive questions about one
  * image go to one worker as one job. A worker killed mid-job loses nothing: another one answers the job once its
- * lock expires, and each question reaches `onResult` once. Unlike `runQueuedEval` there is no resume: a producer
- * that stops takes its jobs with it.
+ * lock expires, and each question reaches `onResult` once. Unlike `runQueuedEval` there is no resume: a batch
+ * stopped through `signal` removes its waiting jobs and their images (one a worker holds then is answered for
+ * nobody and removed an hour later); after a crash they stay, the images until their TTL.
  *
  * @example
  * ```ts
@@ -85,9 +95,11 @@ export async function runQueuedQuestions(options: RunQueuedQuestionsOptions): Pr
   const settings = parseQueueUrl(options.queue, flag);
   const window = options.window ?? settings.window ?? RUN_QUEUED_QUESTIONS_DEFAULTS.window;
   const maxPerJob = options.maxQuestionsPerJob ?? RUN_QUEUED_QUESTIONS_DEFAULTS.maxQuestionsPerJob;
+  const groupWaitMs = options.groupWaitMs ?? RUN_QUEUED_QUESTIONS_DEFAULTS.groupWaitMs;
   for (const [name, value] of [['window', window], ['maxQuestionsPerJob', maxPerJob]] as const) {
     if (!Number.isInteger(value) || value < 1) throw new InvalidOptionError('invalid_value', `${name} must be a positive integer, got ${String(value)}.`);
   }
+  if (!Number.isFinite(groupWaitMs) || groupWaitMs < 0) throw new InvalidOptionError('invalid_value', `groupWaitMs must be a number of milliseconds (0 or more), got ${String(groupWaitMs)}.`);
   if (typeof options.onResult !== 'function') throw new InvalidOptionError('invalid_value', 'onResult must be a function.');
   options.signal?.throwIfAborted();
   const { Queue, QueueEvents } = await import('bullmq');
@@ -105,7 +117,8 @@ export async function runQueuedQuestions(options: RunQueuedQuestionsOptions): Pr
   const onAbort = (): void => stop.abort(options.signal?.reason);
   options.signal?.addEventListener('abort', onAbort, { once: true });
   let producer: ReturnType<typeof createImageJobProducer> | undefined;
-  const submitted: string[] = [];
+  // The groups added and not yet released: removed if the batch stops.
+  const submitted = new Set<string>();
   const running = new Set<Promise<void>>();
   try {
     await Promise.all([queue.waitUntilReady(), events.waitUntilReady()]);
@@ -118,7 +131,7 @@ export async function runQueuedQuestions(options: RunQueuedQuestionsOptions): Pr
 
     const ask = async (group: Group): Promise<void> => {
       const key = `g${group.index}`;
-      submitted.push(key);
+      submitted.add(key);
       const questions = group.items.map((item) => ({ id: item.id, question: item.question }));
       let outcomes: QueuedAnswer[];
       try {
@@ -140,6 +153,7 @@ export async function runQueuedQuestions(options: RunQueuedQuestionsOptions): Pr
         await options.onResult(outcome);
       }
       await producer!.release(key);
+      submitted.delete(key);
     };
     const launch = (group: Group): void => {
       inFlight += group.items.length;
@@ -162,24 +176,58 @@ export async function runQueuedQuestions(options: RunQueuedQuestionsOptions): Pr
 
     let current: Group | undefined;
     let index = 0;
-    for await (const item of options.items as AsyncIterable<QueuedQuestion>) {
-      if (stop.signal.aborted) break;
-      checkItem(item);
-      if (current && current.image === item.image && current.items.length < maxPerJob) {
-        current.items.push(item);
-        continue;
-      }
-      if (current) {
-        await waitForRoom();
-        if (stop.signal.aborted) break;
-        launch(current);
-      }
-      current = { index: index++, image: item.image, items: [item] };
-    }
-    if (current && !stop.signal.aborted) {
+    const flush = async (): Promise<void> => {
+      const group = current;
+      current = undefined;
+      if (!group) return;
       await waitForRoom();
-      if (!stop.signal.aborted) launch(current);
+      if (!stop.signal.aborted) launch(group);
+    };
+    // A stop wakes a reader waiting on an iterable that has gone quiet.
+    const stopped = new Promise<'stopped'>((resolve) => {
+      if (stop.signal.aborted) resolve('stopped');
+      else stop.signal.addEventListener('abort', () => resolve('stopped'), { once: true });
+    });
+    const items = options.items as Partial<AsyncIterable<QueuedQuestion>> & Partial<Iterable<QueuedQuestion>>;
+    const iterator: AsyncIterator<QueuedQuestion> | Iterator<QueuedQuestion> = items[Symbol.asyncIterator] ? items[Symbol.asyncIterator]!() : items[Symbol.iterator]!();
+    let finished = false;
+    try {
+      while (!stop.signal.aborted) {
+        const next = iterator.next();
+        let step: IteratorResult<QueuedQuestion> | 'stopped' | 'idle';
+        if (!(next instanceof Promise)) step = next;
+        else if (!current) step = await Promise.race([next, stopped]);
+        else {
+          // A group that is not full waits a little for more questions about its image, then goes as it is.
+          let timer: NodeJS.Timeout | undefined;
+          const idle = new Promise<'idle'>((resolve) => (timer = setTimeout(() => resolve('idle'), groupWaitMs)));
+          step = await Promise.race([next, stopped, idle]);
+          clearTimeout(timer);
+          if (step === 'idle') {
+            await flush();
+            step = await Promise.race([next, stopped]);
+          }
+        }
+        if (step === 'stopped') break;
+        if (step.done) {
+          finished = true;
+          break;
+        }
+        const item = step.value;
+        checkItem(item);
+        if (current && current.image === item.image) current.items.push(item);
+        else {
+          await flush();
+          current = { index: index++, image: item.image, items: [item] };
+        }
+        // Full: nothing more can join it.
+        if (current && current.items.length >= maxPerJob) await flush();
+      }
+    } finally {
+      // Given up on (a stop, a bad item): a generator's clean-up runs; not awaited, as a read under way may never end.
+      if (!finished) Promise.resolve(iterator.return?.()).catch(() => undefined);
     }
+    if (!stop.signal.aborted) await flush();
     while (running.size > 0) await Promise.race(running);
     if (firstError !== undefined) throw firstError;
     if (options.signal?.aborted) throw new QueueJobError('interrupted', 'Stopped asking: the jobs of this run were removed.', { cause: options.signal.reason });
@@ -188,7 +236,7 @@ export async function runQueuedQuestions(options: RunQueuedQuestionsOptions): Pr
     stop.abort(error);
     await Promise.allSettled(running);
     // No resume for a batch: what this run left in the queue would only be answered for nobody.
-    await Promise.all(submitted.map((key) => producer?.release(key)));
+    await Promise.all([...submitted].map((key) => producer?.release(key)));
     throw error;
   } finally {
     options.signal?.removeEventListener('abort', onAbort);

@@ -77,6 +77,7 @@ function createWorkerMetrics(defaultMetrics: boolean): WorkerMetrics {
   registerSharedCacheMetrics(registry);
   const counter = (name: string, help: string): Counter => new Counter({ name, help, registers: [registry] });
   const questionsStarted = counter('vqa_llm_worker_questions_started_total', 'Questions this worker began answering.');
+  const questionsAbandoned = counter('vqa_llm_worker_questions_abandoned_total', 'Questions begun whose answer the queue did not take (lock lost, image unavailable, forced close): asked again.');
   const questionsFinished = counter('vqa_llm_worker_questions_finished_total', 'Questions whose answer the queue acknowledged, refused ones included.');
   const questionsFailed = counter(
     'vqa_llm_worker_questions_failed_total',
@@ -112,12 +113,18 @@ function createWorkerMetrics(defaultMetrics: boolean): WorkerMetrics {
         }
         job.questions.add(question);
       } else {
-        questionsFinished.inc();
-        if (event.failed) questionsFailed.inc();
+        // Abandoned (the queue refused the answer, or the image was unavailable): no longer in hand, not finished.
+        if (event.type === 'abandoned') questionsAbandoned.inc();
+        else {
+          questionsFinished.inc();
+          if (event.failed) questionsFailed.inc();
+        }
         job?.questions.delete(question);
         if (job && job.questions.size === 0) {
-          jobsFinished.inc();
-          seconds.observe((performance.now() - job.since) / 1000);
+          if (event.type === 'finished') {
+            jobsFinished.inc();
+            seconds.observe((performance.now() - job.since) / 1000);
+          }
           inHand.delete(event.jobId);
         }
       }

@@ -7,7 +7,7 @@ import { afterAll, beforeAll, expect, it } from 'vitest';
 import { imageStoreKey } from '../../dist/src/distributed/image-store.js';
 import { createImageJobProducer } from '../../dist/src/distributed/image-job-producer.js';
 import { createVisionModels, createVqaChain, loadJsonlDataset, runEval, runQueuedEval, runQueuedQuestions, startEvalWorker } from '../../dist/src/index.js';
-import type { EvalWorker, EvalWorkerEvent, QueuedAnswer, VisionModels } from '../../dist/src/index.js';
+import type { EvalChain, EvalWorker, EvalWorkerEvent, QueuedAnswer, QueuedQuestion, VisionModels } from '../../dist/src/index.js';
 import { fixtureImage, modelsDir, root } from '../helpers/fixtures.js';
 import { describeWithRedis, startRedis, type TestRedis } from './redis-server.js';
 
@@ -28,6 +28,19 @@ function copyDataset(name: string): string {
 /** Means are summed in the order answers arrive: equal to 12 digits, not to the last bit. */
 function rounded(value: unknown): unknown {
   return JSON.parse(JSON.stringify(value, (_key, entry: unknown) => (typeof entry === 'number' ? Number(entry.toPrecision(12)) : entry)));
+}
+
+/** The fixture's questions dealt round-robin over its images, so that no two questions about one image are adjacent. */
+function interleaved(): string[] {
+  const byImage = new Map<string, string[]>();
+  for (const line of questionLines) {
+    const { image } = JSON.parse(line) as { image: string };
+    byImage.set(image, [...(byImage.get(image) ?? []), line]);
+  }
+  const lists = [...byImage.values()];
+  const dealt: string[] = [];
+  for (let round = 0; dealt.length < questionLines.length; round += 1) for (const list of lists) if (list[round]) dealt.push(list[round]!);
+  return dealt;
 }
 
 async function until(condition: () => Promise<boolean> | boolean): Promise<void> {
@@ -146,10 +159,16 @@ describeWithRedis('image jobs: an image\'s bytes through Redis, its questions as
     expect(result.results).toHaveLength(1);
     expect(result.results[0]).toMatchObject({ id: 'a', worker: 'in-process' });
     expect(result.results[0]!.answer?.candidates.length).toBeGreaterThan(0);
-    // Answered twice: from the damaged bytes (the error, which the producer does not keep), then from the good ones.
-    // The producer may hear of the answer through Redis before the worker's own event.
+    // Asked twice: the damaged bytes' answer is no answer (abandoned, not finished: each question finishes once),
+    // then the good bytes'. The producer may hear of the answer through Redis before the worker's own event.
     await until(() => events.length === 4);
-    expect(events.map((event) => event.type)).toEqual(['started', 'finished', 'started', 'finished']);
+    expect(events.map((event) => [event.type, event.reason])).toEqual([
+      ['started', undefined],
+      ['abandoned', 'image_unavailable'],
+      ['started', undefined],
+      ['finished', undefined],
+    ]);
+    expect(worker.processed).toBe(1);
     await producer.release('truck');
     expect(await client.exists(key!)).toBe(0);
     producer.close();
@@ -201,6 +220,132 @@ describeWithRedis('image jobs: an image\'s bytes through Redis, its questions as
     await expect(stopped).rejects.toMatchObject({ name: 'QueueJobError', reason: 'interrupted' });
     expect(await queue.getJobCounts('waiting', 'active', 'completed')).toEqual({ waiting: 0, active: 0, completed: 0 });
     expect(await connect().keys('vqa-llm:stopped:image:*')).toEqual([]);
+    await queue.close();
+  });
+
+  it('should hold at most about a window of images in Redis when the dataset lists an image\'s questions apart, with a single process\'s summary', { timeout: 120_000 }, async () => {
+    const queueUrl = `${redis.url}?queue=interleaved`;
+    const dir = copyDataset('interleaved');
+    writeFileSync(join(dir, 'interleaved.jsonl'), `${interleaved().join('\n')}\n`);
+    const dataset = await loadJsonlDataset(join(dir, 'interleaved.jsonl'));
+    expect(dataset.questions[0]!.image).not.toBe(dataset.questions[1]!.image);
+    const single = await runEval({ dataset, chain: createVqaChain({ vision, llm: 'none' }), output: join(dir, 'single.jsonl'), fresh: true });
+    const worker = await startWorker(queueUrl, []);
+    const client = connect();
+    // Sampled as each record is written: the KEYS goes out at once, before the next question is asked.
+    const samples: Promise<number>[] = [];
+    const window = 2;
+    const output = join(outputDir, 'interleaved.jsonl');
+    const { summary } = await runQueuedEval({
+      dataset,
+      queue: queueUrl,
+      output,
+      fresh: true,
+      window,
+      onProgress: () => void samples.push(client.keys('vqa-llm:interleaved:image:*').then((keys) => keys.length)),
+    });
+    const held = await Promise.all(samples);
+    // The groups with a question in flight (at most `window`), and the one whose last record was just written,
+    // its removal under way. Without grouping the window by image, all 5 images stay until the end.
+    expect(Math.max(...held)).toBeLessThanOrEqual(window + 1);
+    expect(rounded(summary.arms)).toEqual(rounded(single.summary.arms));
+    const records = readFileSync(output, 'utf8').trim().split('\n').map((line) => JSON.parse(line) as { questionId: number; error?: unknown });
+    expect(records.filter((record) => record.error)).toEqual([]);
+    expect(records.map((record) => record.questionId).sort((left, right) => left - right)).toEqual(dataset.questions.map((question) => question.questionId).sort((left, right) => left - right));
+    await until(async () => (await client.keys('vqa-llm:interleaved:image:*')).length === 0);
+    await worker.close();
+  });
+
+  it('should send a batch\'s last question while an endless iterable is quiet, and stop reading on abort', { timeout: 60_000 }, async () => {
+    const queueUrl = `${redis.url}?queue=quiet`;
+    const worker = await startWorker(queueUrl, []);
+    const controller = new AbortController();
+    const truck = readFileSync(fixtureImage('truck.jpg'));
+    let answered: (answer: QueuedAnswer) => void = () => undefined;
+    const first = new Promise<QueuedAnswer>((resolve) => (answered = resolve));
+    // One question, then nothing until the batch is stopped (a queue consumer with no more messages).
+    async function* items(): AsyncGenerator<QueuedQuestion> {
+      yield { id: 'truck', image: truck, question: 'What is it?' };
+      await new Promise<void>((resolve) => controller.signal.addEventListener('abort', () => resolve(), { once: true }));
+    }
+    const batch = runQueuedQuestions({ queue: queueUrl, items: items(), onResult: (answer) => answered(answer), signal: controller.signal });
+    batch.catch(() => undefined);
+    expect((await first).answer?.candidates.length).toBeGreaterThan(0);
+    controller.abort();
+    await expect(batch).rejects.toMatchObject({ name: 'QueueJobError', reason: 'interrupted' });
+    await worker.close();
+  });
+
+  it('should send a full job at once, without waiting for the next item', { timeout: 60_000 }, async () => {
+    const queueUrl = `${redis.url}?queue=full-job`;
+    const events: EvalWorkerEvent[] = [];
+    const worker = await startWorker(queueUrl, events);
+    const controller = new AbortController();
+    const truck = readFileSync(fixtureImage('truck.jpg'));
+    const answers: QueuedAnswer[] = [];
+    let bothAnswered: () => void = () => undefined;
+    const both = new Promise<void>((resolve) => (bothAnswered = resolve));
+    async function* items(): AsyncGenerator<QueuedQuestion> {
+      yield { id: 'truck-1', image: truck, question: 'What is it?' };
+      yield { id: 'truck-2', image: truck, question: 'What color is it?' };
+      await new Promise<void>((resolve) => controller.signal.addEventListener('abort', () => resolve(), { once: true }));
+    }
+    // A wait for more questions longer than the test: only a full job goes.
+    const batch = runQueuedQuestions({
+      queue: queueUrl,
+      items: items(),
+      maxQuestionsPerJob: 2,
+      groupWaitMs: 3_600_000,
+      signal: controller.signal,
+      onResult: (answer) => {
+        answers.push(answer);
+        if (answers.length === 2) bothAnswered();
+      },
+    });
+    batch.catch(() => undefined);
+    await both;
+    expect(answers.map((answer) => answer.id).sort()).toEqual(['truck-1', 'truck-2']);
+    expect(new Set(events.filter((event) => event.type === 'started').map((event) => event.jobId)).size).toBe(1);
+    controller.abort();
+    await expect(batch).rejects.toMatchObject({ name: 'QueueJobError', reason: 'interrupted' });
+    await worker.close();
+  });
+
+  it('should remove a stopped batch\'s waiting jobs and images while a worker holds one of its jobs', { timeout: 60_000 }, async () => {
+    const queueUrl = `${redis.url}?queue=stopped-held`;
+    const queue = new Queue('stopped-held', { connection: connect(), prefix: 'vqa-llm' });
+    // The worker's chain waits at a gate: its job stays active while the batch stops.
+    const inner = createVqaChain({ vision, llm: 'none' });
+    let open: () => void = () => undefined;
+    const gate = new Promise<void>((resolve) => (open = resolve));
+    let entered: () => void = () => undefined;
+    const holding = new Promise<void>((resolve) => (entered = resolve));
+    const chain: EvalChain = {
+      invoke: async (input, config) => {
+        entered();
+        await gate;
+        return inner.invoke(input, config);
+      },
+    };
+    const events: EvalWorkerEvent[] = [];
+    const worker = await startEvalWorker({ queue: queueUrl, chain, concurrency: 1, lockDurationMs: 3_000, name: 'held', onEvent: (event) => events.push(event) });
+    const controller = new AbortController();
+    const items = ['truck.jpg', 'fishing.jpg', 'synthetic.png'].map((name) => ({ id: name, image: fixtureImage(name), question: 'What is it?' }));
+    const stopped = runQueuedQuestions({ queue: queueUrl, items, onResult: () => undefined, signal: controller.signal });
+    stopped.catch(() => undefined);
+    await holding;
+    await until(async () => (await queue.getJobCounts('waiting')).waiting === 2);
+    controller.abort();
+    await expect(stopped).rejects.toMatchObject({ name: 'QueueJobError', reason: 'interrupted' });
+    // The waiting jobs and every image are gone; the held job cannot be removed, and is answered for nobody.
+    expect(await queue.getJobCounts('waiting', 'active')).toEqual({ waiting: 0, active: 1 });
+    expect(await connect().keys('vqa-llm:stopped-held:image:*')).toEqual([]);
+    open();
+    await until(async () => (await queue.getJobCounts('active', 'completed')).completed === 1);
+    expect(await queue.getJobCounts('waiting', 'active')).toEqual({ waiting: 0, active: 0 });
+    // Its worker had read the bytes before they went: the job was answered, by that worker alone.
+    expect(events.filter((event) => event.type === 'finished').map((event) => event.questionId)).toHaveLength(1);
+    await worker.close();
     await queue.close();
   });
 

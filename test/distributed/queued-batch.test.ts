@@ -1,8 +1,10 @@
 // The batch example through the queue: the built example with --queue, answered by `vqa-llm worker` processes.
-import { execFile } from 'node:child_process';
+import { execFile, spawn } from 'node:child_process';
 import { mkdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
+import { Queue } from 'bullmq';
+import { Redis } from 'ioredis';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { root } from '../helpers/fixtures.js';
 import { startCli, tinyModelArgs, type CliProcess } from './cli-processes.js';
@@ -66,5 +68,37 @@ describeWithRedis('examples/batch.js --queue', () => {
     // The example hears of the last answer through Redis, possibly before that worker's log line reaches this process.
     for (let wait = 0; finished().length < 3 && wait < 50; wait += 1) await new Promise((resolve) => setTimeout(resolve, 100));
     expect(finished().map((event) => event.questionId).sort()).toEqual(['fishing.jpg', 'synthetic.png', 'truck.jpg']);
+  });
+
+  it('should remove its jobs and images from Redis when stopped with Ctrl-C (SIGINT)', { timeout: 120_000 }, async () => {
+    // A queue no worker serves: the jobs wait until the example is stopped.
+    const queueUrl = `${redis.url}?queue=interrupted`;
+    const { OPENAI_API_KEY: _key, OPENAI_BASE_URL: _url, ...env } = process.env;
+    const child = spawn(process.execPath, [join(root, 'dist', 'examples', 'batch.js'), '--queue', queueUrl, 'test/fixtures/images', question, join(outputDir, 'interrupted.jsonl')], {
+      cwd: root,
+      env: { ...env, VQA_LLM_OFFLINE: '1' },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let stderr = '';
+    child.stderr.on('data', (chunk) => (stderr += String(chunk)));
+    const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+    const client = new Redis(redis.url, { maxRetriesPerRequest: null });
+    const queue = new Queue('interrupted', { connection: client, prefix: 'vqa-llm' });
+    try {
+      for (let wait = 0; (await queue.getJobCounts('waiting')).waiting < 3; wait += 1) {
+        if (wait > 600) throw new Error(`the example queued no jobs: ${stderr}`);
+        await new Promise((resolve) => setTimeout(resolve, 100));
+      }
+      expect(await client.keys('vqa-llm:interrupted:image:*')).toHaveLength(3);
+      child.kill('SIGINT');
+      expect(await exited).toBe(130);
+      expect(stderr).toContain('stopped');
+      expect(await queue.getJobCounts('waiting', 'active', 'completed')).toEqual({ waiting: 0, active: 0, completed: 0 });
+      expect(await client.keys('vqa-llm:interrupted:image:*')).toEqual([]);
+    } finally {
+      child.kill('SIGKILL');
+      await queue.close();
+      client.disconnect();
+    }
   });
 });

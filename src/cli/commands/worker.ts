@@ -63,7 +63,7 @@ export function register(program: Command): void {
         )
         .addOption(new Option('--cache <url>', 'share captions and image embeddings with other workers and replicas through Redis').env('VQA_LLM_REDIS_URL'))
         .option('--name <name>', 'this worker\'s name in progress and logs (default host:pid)')
-        .option('--verbose', 'a JSON line on stderr per question started and finished')
+        .option('--verbose', 'a JSON line on stderr per question started, finished or abandoned')
         .addOption(
           new Option('--health-port <n>', 'serve /healthz, /readyz and /metrics on this port (0 = any free port; default: none)')
             .env('VQA_LLM_WORKER_HEALTH_PORT')
@@ -124,7 +124,8 @@ export function register(program: Command): void {
       };
       for (const signal of ['SIGTERM', 'SIGINT'] as const) process.once(signal, stop);
     });
-    await worker.close();
+    // Bounded: with Redis unreachable the answers in hand can never be acknowledged (their jobs go elsewhere).
+    await worker.close({ timeoutMs: EVAL_WORKER_DEFAULTS.drainTimeoutMs });
     process.stderr.write(`vqa-llm worker: answered ${worker.processed} question(s), exiting\n`);
     // Liveness stays up through the drain, so an orchestrator does not count a draining worker as dead.
     await health?.close();

@@ -6,6 +6,8 @@ export { BlipCaptioner } from './runtime/blip-captioner.js';
 export type { VisionModelOptions } from './runtime/vision-model-base.js';
 export { VleVqa, DEFAULT_TOP_K } from './runtime/vle-vqa.js';
 export { deferVisionModels } from './runtime/deferred-vision-models.js';
+// The cores the process may use, shared by the vision graphs and the embedded LLM (docs/performance.md).
+export { CoreBudget, sharedCoreBudget, type CoreBudgetEvent, type CoreRelease, type CoreRequest } from './runtime/core-budget.js';
 
 // The VQA+LLM chain (LangChain.js): caption + candidates into a prompt, an LLM picks and rephrases, with fallbacks.
 export { createVqaChain, VQA_ANSWER_DELTA_EVENT, type VqaChain } from '../chains/vqa-chain.js';

@@ -8,7 +8,7 @@ import { BlipCaptioner } from './blip-captioner.js';
 import type { VisionModelOptions } from './vision-model-base.js';
 import { VleVqa } from './vle-vqa.js';
 import { decodeSource, readSource } from './image-stage.js';
-import { CoreBudget } from './core-budget.js';
+import { CoreBudget, sharedCoreBudget } from './core-budget.js';
 import { InvalidOptionError } from '../errors/invalid-option-error.js';
 
 /**
@@ -29,10 +29,13 @@ export interface VisionModelsOptions {
   /** VQA model, likewise. Default `hfl/vle-base-for-vqa`. */
   vqaModel?: string;
   /**
-   * Cores the vision models may use together (the process's share of the machine). Default
-   * `os.availableParallelism()`.
+   * Cores the vision models may use together (the process's share of the machine), in a budget of their own.
+   * Default: the process's budget, `sharedCoreBudget()` (`os.availableParallelism()` cores), which the embedded LLM
+   * draws from too.
    */
   cores?: number;
+  /** The budget to draw cores from under `'budget'` scheduling (share one with other models). Default: see `cores`. */
+  coreBudget?: CoreBudget;
   /**
    * How the two models share the cores. `'budget'` (default): every graph runs on all `cores`, and a run starts
    * only when its cores are free, so one question's VQA runs first on every core and its caption after it, and
@@ -80,7 +83,7 @@ export interface VisionModelsOptions {
  * const [caption, answers] = await Promise.all([vision.caption(image), vision.candidates(image, 'What is this?')]);
  * await vision.dispose();
  */
-export async function createVisionModels(options: VisionModelsOptions = {}): Promise<VisionModels & { captioner: BlipCaptioner; vqa: VleVqa; clearCache(): void }> {
+export async function createVisionModels(options: VisionModelsOptions = {}): Promise<VisionModels & { captioner: BlipCaptioner; vqa: VleVqa; coreBudget?: CoreBudget; clearCache(): void }> {
   // Checked before anything is resolved or downloaded.
   const scheduling = options.scheduling ?? 'budget';
   if (scheduling !== 'budget' && scheduling !== 'split') throw new InvalidOptionError('invalid_value', `scheduling must be 'budget' or 'split', got ${String(scheduling)}.`);
@@ -102,8 +105,9 @@ export async function createVisionModels(options: VisionModelsOptions = {}): Pro
   const closeSharedCache = async (): Promise<void> => {
     if (typeof options.cache === 'string') await sharedCache?.close();
   };
-  const cores = options.cores ?? availableParallelism();
-  const coreBudget = scheduling === 'budget' ? new CoreBudget({ cores }) : undefined;
+  const cores = options.coreBudget?.cores ?? options.cores ?? availableParallelism();
+  // One budget per process unless told otherwise: a local LLM in the same process then takes turns with the graphs.
+  const coreBudget = scheduling !== 'budget' ? undefined : (options.coreBudget ?? (options.cores === undefined ? sharedCoreBudget() : new CoreBudget({ cores })));
   const modelOptions: VisionModelOptions = {
     workers,
     threads: options.threads ?? (coreBudget ? cores : Math.max(1, Math.floor(cores / (2 * Math.max(1, workers))))),
@@ -147,6 +151,7 @@ export async function createVisionModels(options: VisionModelsOptions = {}): Pro
   return {
     captioner: captioner.value,
     vqa: vqa.value,
+    ...(coreBudget ? { coreBudget } : {}),
     models: { caption: captioner.value.name, vqa: vqa.value.name },
     loadImage,
     caption: (image, callOptions) => captioner.value.caption(image, callOptions),

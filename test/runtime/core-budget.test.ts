@@ -1,5 +1,6 @@
+import { availableParallelism } from 'node:os';
 import { describe, expect, it } from 'vitest';
-import { CoreBudget, type CoreRelease } from '../../dist/src/runtime/core-budget.js';
+import { CoreBudget, sharedCoreBudget, type CoreRelease } from '../../dist/src/runtime/core-budget.js';
 import { InvalidOptionError } from '../../dist/src/errors/index.js';
 
 const tick = (): Promise<void> => new Promise((resolve) => setImmediate(resolve));
@@ -73,6 +74,66 @@ describe('CoreBudget', () => {
     expect(budget.available).toBe(0);
     release!();
     expect(budget.available).toBe(1);
+  });
+
+  it('should take a run whose signal aborts out of the queue at once, starting the narrower runs it blocked', async () => {
+    const budget = new CoreBudget({ cores: 2 });
+    const first = (await budget.acquire({ cores: 1 }))!;
+    const controller = new AbortController();
+    const wide = budget.acquire({ cores: 2, signal: controller.signal });
+    let narrowStarted = false;
+    const narrow = budget.acquire({ cores: 1 }).then((release) => {
+      narrowStarted = true;
+      return release;
+    });
+    await tick();
+    expect(narrowStarted).toBe(false);
+    controller.abort();
+    await expect(wide).resolves.toBeUndefined();
+    const release = (await narrow)!;
+    expect(budget.available).toBe(0);
+    expect(budget.waiting).toBe(0);
+    release();
+    first();
+    expect(budget.available).toBe(2);
+  });
+
+  it('should give nothing to a request whose signal has already aborted', async () => {
+    const budget = new CoreBudget({ cores: 1 });
+    await expect(budget.acquire({ cores: 1, signal: AbortSignal.abort() })).resolves.toBeUndefined();
+    expect(budget.available).toBe(1);
+    expect(budget.waiting).toBe(0);
+  });
+
+  it('should tell its observers each request queued, granted, released and cancelled, in order, with its label', async () => {
+    const budget = new CoreBudget({ cores: 1 });
+    const events: string[] = [];
+    const stop = budget.observe((event) => events.push(`${event.type} ${event.label} ${event.available}/${event.waiting}`));
+    const llm = (await budget.acquire({ cores: 1, label: 'llm' }))!;
+    const controller = new AbortController();
+    const gone = budget.acquire({ cores: 1, label: 'caption', signal: controller.signal });
+    const vqa = budget.acquire({ cores: 1, label: 'vqa' });
+    controller.abort();
+    await gone;
+    llm();
+    (await vqa)!();
+    stop();
+    (await budget.acquire({ cores: 1, label: 'unseen' }))!();
+    expect(events).toEqual([
+      'queue llm 1/1',
+      'grant llm 0/0',
+      'queue caption 0/1',
+      'queue vqa 0/2',
+      'cancel caption 0/1',
+      'release llm 1/1',
+      'grant vqa 0/0',
+      'release vqa 1/0',
+    ]);
+  });
+
+  it('should be one budget for the whole process, of every core', () => {
+    expect(sharedCoreBudget()).toBe(sharedCoreBudget());
+    expect(sharedCoreBudget().cores).toBe(availableParallelism());
   });
 
   it('should refuse a budget of no cores', () => {

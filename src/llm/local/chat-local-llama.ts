@@ -5,6 +5,8 @@ import { AIMessage, AIMessageChunk, type BaseMessage } from '@langchain/core/mes
 import { ChatGenerationChunk, type ChatResult } from '@langchain/core/outputs';
 import type { LlamaChat, LlamaContext, LlamaGrammar } from 'node-llama-cpp';
 import { InvalidOptionError, LocalLlmError } from '../../errors/index.js';
+import { CoreBudget, sharedCoreBudget } from '../../runtime/core-budget.js';
+import { ContextCores } from './context-cores.js';
 import { countHistoryTokens, dropOldestTurns, fitHistory, type OverflowRecord } from './context-overflow.js';
 import { getLlamaRuntime, type LlamaRuntime, type NodeLlamaCpp } from './llama-runtime.js';
 import { loadLocalModel, type LoadedLocalModel } from './load-local-model.js';
@@ -39,8 +41,19 @@ export const LOCAL_CHAT_MODEL_DEFAULTS = {
 export interface LocalChatModelOptions extends BaseChatModelParams {
   /** Path of the .gguf file (an instruct model with a chat template). */
   model: string;
-  /** CPU threads for evaluation. Default: every core (`os.availableParallelism()`); the vision models run before it. */
+  /**
+   * CPU threads for evaluation. Default: the core budget's cores (every core, `os.availableParallelism()`, with the
+   * default budget or none); never more than the budget's cores.
+   */
   threads?: number;
+  /**
+   * Where each generation (prompt evaluation and token generation) takes its `threads` cores before it runs, and
+   * gives them back when it ends or is aborted: the budget the vision models draw from, so that llama.cpp's threads
+   * and onnxruntime's take turns instead of slowing each other down. Default: the process's budget
+   * (`sharedCoreBudget()`, which `createVisionModels` uses unless given `cores`); `false` draws from none, and the
+   * model's threads then run whenever asked (what 0.1 did, and what vision models under `scheduling: 'split'` do).
+   */
+  coreBudget?: CoreBudget | false;
   /** Context tokens per sequence. Default 4096. */
   contextSize?: number;
   /** Requests answered at once, each in its own context sequence. Default 2. */
@@ -73,6 +86,8 @@ export interface LocalChatModelCallOptions extends BaseChatModelCallOptions {
 interface LoadedState extends LoadedLocalModel {
   runtime: LlamaRuntime;
   context: LlamaContext;
+  /** The context's hold on the core budget, when it draws from one. */
+  cores?: ContextCores;
   pool: SlotPool<LlamaChat>;
   grammars: Map<string, Promise<LlamaGrammar>>;
 }
@@ -149,21 +164,29 @@ export class ChatLocalLlama extends BaseChatModel<LocalChatModelCallOptions, AIM
   /** The model's name for results' `models.llm`: the GGUF's `general.name` once loaded, its file name before. */
   model: string;
   readonly modelPath: string;
-  private readonly settings: Required<Omit<LocalChatModelOptions, keyof BaseChatModelParams | 'model' | 'seed' | 'missingHint' | 'importModule'>> &
+  /** The budget each generation draws its cores from; undefined when built with `coreBudget: false`. */
+  readonly coreBudget: CoreBudget | undefined;
+  private readonly settings: Required<Omit<LocalChatModelOptions, keyof BaseChatModelParams | 'model' | 'seed' | 'missingHint' | 'importModule' | 'coreBudget'>> &
     Pick<LocalChatModelOptions, 'seed' | 'missingHint' | 'importModule'>;
   private state?: Promise<LoadedState>;
   private disposed = false;
 
   constructor(options: LocalChatModelOptions) {
-    const { model, threads, contextSize, sequences, maxQueue, maxTokens, structuredMaxTokens, maxStringLength, temperature, seed, timeoutMs, missingHint, importModule, ...base } = options;
+    const { model, threads, coreBudget, contextSize, sequences, maxQueue, maxTokens, structuredMaxTokens, maxStringLength, temperature, seed, timeoutMs, missingHint, importModule, ...base } = options;
     super(base);
     if (typeof model !== 'string' || model.trim() === '') throw new InvalidOptionError('invalid_value', 'model must be the path of a .gguf file.');
     this.modelPath = model;
     this.model = model.split(/[\\/]/).at(-1)!.replace(/\.gguf$/i, '');
     const resolvedTemperature = temperature ?? LOCAL_CHAT_MODEL_DEFAULTS.temperature;
     if (!Number.isFinite(resolvedTemperature) || resolvedTemperature < 0) throw new InvalidOptionError('invalid_value', `temperature must be a non-negative number, got ${String(temperature)}.`);
+    if (coreBudget !== undefined && coreBudget !== false && !(coreBudget instanceof CoreBudget)) {
+      throw new InvalidOptionError('invalid_value', 'coreBudget must be a CoreBudget (the one the vision models draw from) or false.');
+    }
+    this.coreBudget = coreBudget === false ? undefined : (coreBudget ?? sharedCoreBudget());
+    const requestedThreads = checkInteger('threads', threads ?? this.coreBudget?.cores ?? availableParallelism(), 1);
     this.settings = {
-      threads: checkInteger('threads', threads ?? availableParallelism(), 1),
+      // More threads than the budget grants would run on cores other runs hold.
+      threads: this.coreBudget ? Math.min(requestedThreads, this.coreBudget.cores) : requestedThreads,
       contextSize: checkInteger('contextSize', contextSize ?? LOCAL_CHAT_MODEL_DEFAULTS.contextSize, 64),
       sequences: checkInteger('sequences', sequences ?? LOCAL_CHAT_MODEL_DEFAULTS.sequences, 1),
       maxQueue: checkInteger('maxQueue', maxQueue ?? LOCAL_CHAT_MODEL_DEFAULTS.maxQueue, 0),
@@ -189,9 +212,9 @@ export class ChatLocalLlama extends BaseChatModel<LocalChatModelCallOptions, AIM
    * @throws {LocalLlmError} `runtime_missing`, `model_not_found`, `invalid_gguf`, `no_chat_template`,
    * `unsupported_architecture`, `model_corrupt` or `disposed`.
    */
-  async load(): Promise<{ name: string; architecture: string; contextSize: number; sequences: number }> {
+  async load(): Promise<{ name: string; architecture: string; contextSize: number; sequences: number; threads: number }> {
     const state = await this.loaded();
-    return { name: state.name, architecture: state.architecture, contextSize: state.context.contextSize, sequences: this.settings.sequences };
+    return { name: state.name, architecture: state.architecture, contextSize: state.context.contextSize, sequences: this.settings.sequences, threads: state.context.idealThreads };
   }
 
   /** Releases the model, its context and its memory; waiting calls fail with `disposed`. Safe to call twice. */
@@ -231,7 +254,8 @@ export class ChatLocalLlama extends BaseChatModel<LocalChatModelCallOptions, AIM
     const chats: LlamaChat[] = [];
     for (let index = 0; index < this.settings.sequences; index += 1) chats.push(new runtime.module.LlamaChat({ contextSequence: context.getSequence() }));
     this.model = loaded.name;
-    return { ...loaded, runtime, context, pool: new SlotPool({ slots: chats, maxQueue: this.settings.maxQueue }), grammars: new Map() };
+    const cores = this.coreBudget ? new ContextCores({ budget: this.coreBudget, cores: this.settings.threads }) : undefined;
+    return { ...loaded, runtime, context, ...(cores ? { cores } : {}), pool: new SlotPool({ slots: chats, maxQueue: this.settings.maxQueue }), grammars: new Map() };
   }
 
   private grammarFor(state: LoadedState, format: ReplyFormat): Promise<LlamaGrammar> | undefined {
@@ -274,6 +298,7 @@ export class ChatLocalLlama extends BaseChatModel<LocalChatModelCallOptions, AIM
       callerSignal?.removeEventListener('abort', onCallerAbort);
     };
     let lease: Awaited<ReturnType<SlotPool<LlamaChat>['acquire']>> | undefined;
+    let releaseCores: (() => void) | undefined;
     let generation: Promise<unknown> | undefined;
     let settled = false;
     try {
@@ -289,6 +314,8 @@ export class ChatLocalLlama extends BaseChatModel<LocalChatModelCallOptions, AIM
       const contextSize = state.context.contextSize;
       const promptBudget = contextSize - Math.min(maxTokens, Math.floor(contextSize / 4));
       const fitted = fitHistory(history, promptBudget, (items) => countHistoryTokens(items, chat.chatWrapper, state.model.tokenizer), overflow);
+      // The cores are taken last, for the generation alone: waiting for them holds a sequence, never the reverse.
+      releaseCores = await state.cores?.acquire(signal);
       let outputTokens = 0;
       let contextTokens = 0;
       const started = performance.now();
@@ -326,7 +353,10 @@ export class ChatLocalLlama extends BaseChatModel<LocalChatModelCallOptions, AIM
       // The sequence goes back when generation ends, whoever reads: a caller that aborts may never pull this
       // generator again (LangChain rejects its read at once), so its finally block cannot be relied on to run.
       const leased = lease;
+      const coresHeld = releaseCores;
       void generation.finally(() => {
+        // llama.cpp's threads have stopped (generateResponse settles after its last batch): the cores are free.
+        coresHeld?.();
         cleanUp();
         leased.release();
       });
@@ -351,6 +381,7 @@ export class ChatLocalLlama extends BaseChatModel<LocalChatModelCallOptions, AIM
       });
     } finally {
       if (!generation) {
+        releaseCores?.();
         cleanUp();
         lease?.release();
       } else if (!settled) {

@@ -29,7 +29,7 @@ export function budgetExecutor(inner: Executor, options: BudgetedExecutorOptions
       queued += 1;
       let release;
       try {
-        release = await options.budget.acquire({ cores: options.cores, leadMs: options.leadMs, cancel: task.cancel, label: task.type });
+        release = await options.budget.acquire({ cores: options.cores, leadMs: options.leadMs, cancel: task.cancel, signal: runOptions?.signal, label: task.type });
       } finally {
         queued -= 1;
       }

@@ -58,7 +58,8 @@ export async function runCancellable<T>(executor: Executor, task: CaptionTask | 
   const cancel = new SharedArrayBuffer(4);
   // Tracked: a graph already running in the worker finishes before the cancel flag is seen; a server holds the
   // request's slot until then.
-  const running = trackUncancellable(executor.run<T>({ ...task, cancel }));
+  // The signal too: a run still waiting for its cores (the core budget) leaves that queue at once on abort.
+  const running = trackUncancellable(executor.run<T>({ ...task, cancel }, { signal }));
   return new Promise<T>((resolve, reject) => {
     const onAbort = (): void => {
       Atomics.store(new Int32Array(cancel), 0, 1);

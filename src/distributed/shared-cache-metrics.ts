@@ -1,4 +1,10 @@
-import { Counter, type Registry } from 'prom-client';
+import { createRequire } from 'node:module';
+import type { Registry } from 'prom-client';
+
+// prom-client costs ~0.08 s of CPU to import, and the vision models import this module for its counts on every
+// `ask`: its classes load only when a registry asks for the counters. It is CommonJS, so require gives the same
+// classes (the same module instance as an `import` elsewhere) synchronously.
+const require = createRequire(import.meta.url);
 
 /** What happened to one shared-cache operation. */
 export type SharedCacheOutcome = 'hit' | 'miss' | 'stored' | 'error' | 'corrupt';
@@ -40,6 +46,7 @@ export function sharedCacheCounts(): { operations: Record<string, number>; encod
  * await registry.metrics(); // ... vqa_llm_vision_encoder_runs_total{model="vle-vqa"} 3 ...
  */
 export function registerSharedCacheMetrics(registry: Registry): void {
+  const { Counter } = require('prom-client') as typeof import('prom-client');
   new Counter({
     name: 'vqa_llm_shared_cache_operations_total',
     help: 'Shared (Redis) image-work cache operations by kind (caption, image_embeddings) and outcome (hit, miss, stored, error, corrupt).',

@@ -6,7 +6,10 @@ import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { LOCAL_LLM_STEP_TIMEOUT_HELP_MS } from '../../dist/src/cli/llm-options.js';
 import { createProgram } from '../../dist/src/cli/main.js';
+import { WORKER_COMMAND_DEFAULTS } from '../../dist/src/cli/commands/worker.js';
 import { COMMANDS } from '../../dist/src/cli/program.js';
+import { EVAL_WORKER_DEFAULTS } from '../../dist/src/distributed/eval-worker.js';
+import { WORKER_HEALTH_DEFAULTS } from '../../dist/src/distributed/worker-health.js';
 import { LOCAL_CHAT_MODEL_DEFAULTS } from '../../dist/src/llm/local/chat-local-llama.js';
 import { fixtureImage, modelsDir, root } from '../helpers/fixtures.js';
 
@@ -16,8 +19,8 @@ const recorder = join(root, 'test', 'cli', 'import-recorder.mjs');
 const tiny = ['--models', modelsDir, '--caption-model', 'tiny-blip', '--vqa-model', 'tiny-vle'];
 
 // What a question without an LLM has no use for: the server stack, the queue, the LLM clients, the converter.
-const SERVER_AND_LLM_PACKAGES = ['fastify', '@fastify/multipart', '@fastify/static', 'bullmq', 'ioredis', '@langchain/openai', 'openai', 'node-llama-cpp', 'onnx-proto'];
-// prom-client is not listed: src/distributed/shared-cache-metrics.ts imports it for the vision models' counters.
+// prom-client too: the vision models count their runs in plain numbers, and only a /metrics registry loads it.
+const SERVER_AND_LLM_PACKAGES = ['fastify', '@fastify/multipart', '@fastify/static', 'bullmq', 'ioredis', '@langchain/openai', 'openai', 'node-llama-cpp', 'onnx-proto', 'prom-client'];
 
 /** A package's name from a module URL under node_modules, or undefined for the project's own files and node: builtins. */
 function packageOf(url: string): string | undefined {
@@ -81,10 +84,11 @@ describe('the CLI at start-up', () => {
   });
 
   it('should list every command with --help, and show a command\'s options, without loading the chain or the server', async () => {
-    for (const args of [['--help'], ['ask', '--help']]) {
+    for (const args of [['--help'], ['ask', '--help'], ['worker', '--help']]) {
       const recorded = await recordImports([cli, ...args]);
       expect(recorded.stdout).toContain('Usage: vqa-llm');
-      for (const name of ['@langchain/core', '@huggingface/transformers', 'onnxruntime-node', ...SERVER_AND_LLM_PACKAGES]) expect(recorded.packages, `${args.join(' ')}: ${name}`).not.toContain(name);
+      // sharp: the worker's queue (its image store) and readiness probe load it when the worker runs, not before.
+      for (const name of ['@langchain/core', '@huggingface/transformers', 'onnxruntime-node', 'sharp', ...SERVER_AND_LLM_PACKAGES]) expect(recorded.packages, `${args.join(' ')}: ${name}`).not.toContain(name);
     }
   });
 
@@ -112,6 +116,10 @@ process.stdout.write(JSON.stringify(help));`;
       const { stdout } = await run(process.execPath, [cli, ...path.split(' ').filter(Boolean), '--help'], { cwd: root });
       expect(stdout, `vqa-llm ${path} --help`).toBe(expected);
     }
+  });
+
+  it("should give worker's options the defaults of the queue's worker and of the health endpoint", () => {
+    expect(WORKER_COMMAND_DEFAULTS).toEqual({ concurrency: EVAL_WORKER_DEFAULTS.concurrency, lockDurationMs: EVAL_WORKER_DEFAULTS.lockDurationMs, healthHost: WORKER_HEALTH_DEFAULTS.host });
   });
 
   it("should quote the local model's step deadline in --llm-timeout's help as the library defines it", () => {

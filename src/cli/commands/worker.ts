@@ -1,11 +1,11 @@
 import { Option, type Command } from 'commander';
-import { startEvalWorker, EVAL_WORKER_DEFAULTS, type EvalWorkerEvent } from '../../distributed/eval-worker.js';
+import type { EvalWorkerEvent } from '../../distributed/eval-worker.js';
 import { redact } from '../../distributed/redis-url.js';
 import type { WorkerHealth } from '../../distributed/worker-health.js';
 import { InvalidOptionError } from '../../errors/index.js';
-import { createReadinessProbe } from '../../server/readiness.js';
+import { addLlmOptions, type LlmCommandOptions } from '../llm-options.js';
+import { createChainForCli, createLlmForCli, disposeLlmForCli } from '../llm-setup.js';
 import { addModelOptions, openVisionModels, parsePositiveInteger } from '../shared.js';
-import { addLlmOptions, createChainForCli, createLlmForCli, disposeLlmForCli, type LlmCommandOptions } from './ask.js';
 
 interface WorkerCommandOptions extends LlmCommandOptions {
   queue: string;
@@ -17,8 +17,13 @@ interface WorkerCommandOptions extends LlmCommandOptions {
   healthHost: string;
 }
 
-// The same default as WORKER_HEALTH_DEFAULTS.host, written out so that registering the command loads nothing more.
-const DEFAULT_HEALTH_HOST = '127.0.0.1';
+/**
+ * The defaults `worker --help` shows and the options get: EVAL_WORKER_DEFAULTS' `concurrency` and `lockDurationMs`
+ * (src/distributed/eval-worker.ts) and WORKER_HEALTH_DEFAULTS.host (src/distributed/worker-health.ts), written out
+ * because those modules load sharp, the queue's Redis client and prom-client, which registering the command (and
+ * `--help`) must not pay for. test/cli/cold-start-imports.test.ts checks that they agree.
+ */
+export const WORKER_COMMAND_DEFAULTS = { concurrency: 1, lockDurationMs: 30_000, healthHost: '127.0.0.1' } as const;
 
 function parseHealthPort(value: string): number {
   const port = Number(value);
@@ -47,6 +52,21 @@ async function startHealth(options: WorkerCommandOptions): Promise<WorkerHealth 
   return health;
 }
 
+interface WorkerModules {
+  evalWorker: typeof import('../../distributed/eval-worker.js');
+  readiness: typeof import('../../server/readiness.js');
+}
+
+/**
+ * What the worker runs, loaded when it runs, so that registering the command (and `--help`) does not load sharp
+ * (the queue's image store, the readiness probe) or the queue's client. One import at a time: see ../program.ts.
+ */
+async function loadWorkerModules(): Promise<WorkerModules> {
+  const evalWorker = await import('../../distributed/eval-worker.js');
+  const readiness = await import('../../server/readiness.js');
+  return { evalWorker, readiness };
+}
+
 /** Registers `vqa-llm worker --queue URL`: answers the questions `vqa-llm eval --queue URL` enqueues. */
 export function register(program: Command): void {
   addLlmOptions(
@@ -55,10 +75,10 @@ export function register(program: Command): void {
         .command('worker')
         .description('answer evaluation and batch questions from a Redis queue (BullMQ), on any number of machines; see docs/scaling.md')
         .addOption(new Option('--queue <url>', 'the queue eval --queue fills, e.g. redis://10.0.0.5:6379/0').env('VQA_LLM_QUEUE_URL').makeOptionMandatory())
-        .addOption(new Option('--concurrency <n>', 'questions answered at once').env('VQA_LLM_WORKER_CONCURRENCY').default(EVAL_WORKER_DEFAULTS.concurrency).argParser(parsePositiveInteger('--concurrency')))
+        .addOption(new Option('--concurrency <n>', 'questions answered at once').env('VQA_LLM_WORKER_CONCURRENCY').default(WORKER_COMMAND_DEFAULTS.concurrency).argParser(parsePositiveInteger('--concurrency')))
         .addOption(
           new Option('--lock-duration <ms>', 'a job whose worker shows no sign of life for this long goes to another worker')
-            .default(EVAL_WORKER_DEFAULTS.lockDurationMs)
+            .default(WORKER_COMMAND_DEFAULTS.lockDurationMs)
             .argParser(parsePositiveInteger('--lock-duration')),
         )
         .addOption(new Option('--cache <url>', 'share captions and image embeddings with other workers and replicas through Redis').env('VQA_LLM_REDIS_URL'))
@@ -69,14 +89,16 @@ export function register(program: Command): void {
             .env('VQA_LLM_WORKER_HEALTH_PORT')
             .argParser(parseHealthPort),
         )
-        .addOption(new Option('--health-host <address>', 'address the health port binds (0.0.0.0 in a pod, for the kubelet)').env('VQA_LLM_WORKER_HEALTH_HOST').default(DEFAULT_HEALTH_HOST)),
+        .addOption(new Option('--health-host <address>', 'address the health port binds (0.0.0.0 in a pod, for the kubelet)').env('VQA_LLM_WORKER_HEALTH_HOST').default(WORKER_COMMAND_DEFAULTS.healthHost)),
     ),
   ).action(async (options: WorkerCommandOptions) => {
     // Listening before the models load: liveness answers during a load of seconds, readiness says `loading`.
     const health = await startHealth(options);
+    let modules: WorkerModules;
     let llm: Awaited<ReturnType<typeof createLlmForCli>>;
     let vision: Awaited<ReturnType<typeof openVisionModels>>;
     try {
+      modules = await loadWorkerModules();
       llm = await createLlmForCli(options);
       vision = await openVisionModels(options).catch(async (error: unknown) => {
         await disposeLlmForCli(llm);
@@ -94,6 +116,7 @@ export function register(program: Command): void {
             verbose?.(event);
           }
         : undefined;
+    const { startEvalWorker, EVAL_WORKER_DEFAULTS } = modules.evalWorker;
     let worker: Awaited<ReturnType<typeof startEvalWorker>>;
     try {
       worker = await startEvalWorker({
@@ -112,7 +135,7 @@ export function register(program: Command): void {
       throw error;
     }
     // Readiness proves the models with a tiny inference of their own (no cache answers it), once, from now.
-    health?.modelsLoaded(createReadinessProbe(vision));
+    health?.modelsLoaded(modules.readiness.createReadinessProbe(vision));
     process.stderr.write(`vqa-llm worker ${worker.name} takes questions from ${redact(options.queue)} (concurrency ${options.concurrency})\n`);
     // SIGTERM (Kubernetes, systemd) and SIGINT: readiness fails at once, take no more jobs, finish those in hand,
     // exit 0. A job cut short by kill -9 goes to another worker once its lock expires.

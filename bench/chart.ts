@@ -130,11 +130,11 @@ function chartGroups(runtime: RuntimeResult, chain: ChainResult | undefined): Ch
 }
 
 interface BoundFigures {
-  bound: { allCoresThreads: number; firstQuestion: { boundMs: number; measuredMs: number; ratio: number }; followUp: { boundMs: number; measuredMs: number; ratio: number } };
+  bound?: { allCoresThreads: number; firstQuestion: { boundMs: number; measuredMs: number; ratio: number }; followUp: { boundMs: number; measuredMs: number; ratio: number } };
 }
 
 /** The bound (the question's GFLOP at the all-cores MatMul ceiling) drawn above what the question took. */
-function boundGroup(proof: BoundFigures): ChartGroup {
+function boundGroup(proof: Required<BoundFigures>): ChartGroup {
   const { firstQuestion, followUp, allCoresThreads } = proof.bound;
   return {
     title: `Against the bound: GFLOP / onnxruntime's MatMul ceiling on ${allCoresThreads} cores (median)`,
@@ -151,8 +151,8 @@ function boundGroup(proof: BoundFigures): ChartGroup {
 export function writeLatencyChart(resultsPath: string, chartPath: string): void {
   const results = JSON.parse(readFileSync(resultsPath, 'utf8')) as { machine: { cores: number }; runtime: RuntimeResult[]; chain: ChainResult[]; proof?: BoundFigures };
   const groups = chartGroups(results.runtime.at(-1)!, results.chain.at(-1));
-  // results.json of 0.1 have no proof: their chart stays as it was.
-  if (results.proof) groups.push(boundGroup(results.proof));
+  // results.json of 0.1 have no proof, and a run whose FLOPs could not be counted has no bound: no bound group then.
+  if (results.proof?.bound) groups.push(boundGroup(results.proof as Required<BoundFigures>));
   const svg = renderLatencyChart(`vqa-llm latency per stage, ${results.machine.cores} cores, median ms`, groups);
   writeFileSync(chartPath, svg);
 }

@@ -27,9 +27,10 @@ export interface PytorchBaseline {
 export interface MachineInfo {
   cpu: string;
   cores: number;
-  /** From /proc/cpuinfo's flags; null where there is none. */
+  /** From /proc/cpuinfo's x86 flags; null where there are none (featuresUnknown says why). */
   avx512: boolean | null;
   vnni: boolean | null;
+  featuresUnknown?: string;
   node: string;
   onnxruntime: string;
 }
@@ -58,18 +59,24 @@ export interface Proof {
   machine: MachineInfo;
   /** Keyed by thread count. */
   ceiling: Record<string, MatmulCeiling>;
-  /** GFLOP per stage and per question; questionTokens and captionSteps are what they were counted for. */
-  flops: Record<string, number> & { questionTokens: number; captionSteps: number };
+  /**
+   * GFLOP per stage and per question; questionTokens (first question), followUpTokens (the follow-up's fusion) and
+   * captionSteps are what they were counted for. null when the model folders lack a dimension (see skipped).
+   */
+  flops: (Record<string, number> & { questionTokens: number; followUpTokens: number; captionSteps: number }) | null;
   /** Each graph alone at each thread count (bench/stage-threads.ts); keyed by threads, then stage. */
   stages: Record<string, Record<string, StageCompute>>;
   /** The first question as the library runs it by default (caption and candidates asked at once), all cores. */
   firstQuestionStages: Record<string, StageCompute>;
-  bound: { allCoresThreads: number; ceilingGflops: number; firstQuestion: BoundRatio; followUp: BoundRatio };
+  /** null without FLOP counts. */
+  bound: { allCoresThreads: number; ceilingGflops: number; firstQuestion: BoundRatio; followUp: BoundRatio } | null;
   /** ONNX ms / PyTorch ms per stage per thread count (below 1: onnxruntime is faster), and the torch version. */
   pytorch: { torch: string; onnxOverPytorch: Record<string, Partial<Record<PytorchStage, number>>>; onnxMs: Record<string, Partial<Record<PytorchStage, number>>>; pytorchMs: PytorchBaseline['threads'] } | { skipped: string } | null;
-  int8: { speedup: Record<string, number>; slowestGraph: string; slowestGraphSpeedup: number; firstQuestionSpeedup: number | null; top1Agreement: number | null; captionAgreement: number | null; vnni: boolean | null } | null;
+  int8: { speedup: Record<string, number>; slowestGraph: string; slowestGraphSpeedup: number; firstQuestionSpeedup: number | null; top1Agreement: number | null; captionAgreement: number | null; vnni: boolean | null; vnniUnknown?: string } | null;
   coldStart: ColdStartResult | null;
   memory: { weightMiB: number; rssAfterLoadMiB: number; ratio: number; rssAfterQuestionMiB: number; ratioAfterQuestion: number } | null;
+  /** Why a part has no figures (it failed, or an option skipped it), by target row. */
+  skipped: Partial<Record<TargetRow['id'], string>>;
   targets: TargetRow[];
 }
 
@@ -88,8 +95,11 @@ export interface ProofInputs {
   ceiling: Record<string, MatmulCeiling>;
   /** Thread count of the all-cores ceiling. */
   allCores: number;
-  flops: QuestionFlops;
+  /** The first question's stages, with followUp counted for the follow-up's own question; null: not countable. */
+  flops: QuestionFlops | null;
   questionTokens: number;
+  /** Tokens of the follow-up question (its fusion is the follow-up's FLOPs). */
+  followUpTokens: number;
   captionSteps: number;
   firstQuestion: FirstQuestionTimes;
   stageThreads: StageThreadsResult | null;
@@ -97,6 +107,8 @@ export interface ProofInputs {
   int8: Int8BenchResult | null;
   coldStart: ColdStartResult | null;
   memory: LoadMemoryResult | null;
+  /** Why a part has no figures (it failed, or an option skipped it), by target row; shown in the targets table. */
+  skipped?: Partial<Record<TargetRow['id'], string>>;
 }
 
 const COMPUTE_STAGES = ['captionVision', 'crossAttention', 'decoder', 'vqaVision', 'fusion'] as const;
@@ -137,16 +149,19 @@ function boundRatio(gflop: number, ceiling: number, measuredMs: number): BoundRa
 export function buildProof(inputs: ProofInputs): Proof {
   const ceilingAll = inputs.ceiling[inputs.allCores]?.median;
   if (!ceilingAll) throw new Error(`no MatMul ceiling measured at ${inputs.allCores} threads`);
+  const flopCounts = inputs.flops;
   const stages: Proof['stages'] = {};
-  for (const [threads, times] of Object.entries(inputs.stageThreads?.threads ?? {})) {
-    stages[threads] = stageComputes(times as unknown as Record<string, number>, inputs.flops, inputs.ceiling[threads]?.median);
+  for (const [threads, times] of Object.entries(flopCounts ? (inputs.stageThreads?.threads ?? {}) : {})) {
+    stages[threads] = stageComputes(times as unknown as Record<string, number>, flopCounts!, inputs.ceiling[threads]?.median);
   }
-  const bound = {
-    allCoresThreads: inputs.allCores,
-    ceilingGflops: ceilingAll,
-    firstQuestion: boundRatio(inputs.flops.firstQuestion.gflop, ceilingAll, inputs.firstQuestion.wall),
-    followUp: boundRatio(inputs.flops.followUp.gflop, ceilingAll, inputs.firstQuestion.followUpWall),
-  };
+  const bound = flopCounts
+    ? {
+        allCoresThreads: inputs.allCores,
+        ceilingGflops: ceilingAll,
+        firstQuestion: boundRatio(flopCounts.firstQuestion.gflop, ceilingAll, inputs.firstQuestion.wall),
+        followUp: boundRatio(flopCounts.followUp.gflop, ceilingAll, inputs.firstQuestion.followUpWall),
+      }
+    : null;
 
   let pytorch: Proof['pytorch'] = null;
   let slowestPytorch: TargetInputs['pytorch'];
@@ -189,6 +204,7 @@ export function buildProof(inputs: ProofInputs): Proof {
         top1Agreement: inputs.int8.agreement?.top1SameShare ?? null,
         captionAgreement: inputs.int8.agreement?.captionIdenticalShare ?? null,
         vnni: inputs.machine.vnni,
+        ...(inputs.machine.featuresUnknown ? { vnniUnknown: inputs.machine.featuresUnknown } : {}),
       };
     }
   }
@@ -197,21 +213,26 @@ export function buildProof(inputs: ProofInputs): Proof {
     ? { weightMiB: inputs.memory.weightMiB, rssAfterLoadMiB: inputs.memory.rssAfterLoadMiB, ratio: inputs.memory.rssAfterLoadRatio, rssAfterQuestionMiB: inputs.memory.rssAfterQuestionMiB, ratioAfterQuestion: inputs.memory.rssAfterQuestionRatio }
     : null;
 
+  const skipped = { ...inputs.skipped };
   const targets = evaluateTargets({
     fullSize: inputs.fullSize,
-    firstQuestion: bound.firstQuestion,
-    followUp: bound.followUp,
+    skipped,
+    firstQuestion: bound?.firstQuestion,
+    followUp: bound?.followUp,
     pytorch: slowestPytorch,
     memory: memory ? { ratio: memory.ratio, rssMiB: memory.rssAfterLoadMiB, weightMiB: memory.weightMiB } : undefined,
     coldStart: inputs.coldStart ? { askMs: inputs.coldStart.askMs } : undefined,
-    int8: int8 ? { speedup: int8.slowestGraphSpeedup, graph: int8.slowestGraph, vnni: int8.vnni, top1Agreement: int8.top1Agreement, captionAgreement: int8.captionAgreement } : undefined,
+    int8: int8 ? { speedup: int8.slowestGraphSpeedup, graph: int8.slowestGraph, vnni: int8.vnni, vnniUnknown: int8.vnniUnknown, top1Agreement: int8.top1Agreement, captionAgreement: int8.captionAgreement } : undefined,
   });
 
-  const flops = {
-    ...Object.fromEntries(Object.entries(inputs.flops).map(([stage, estimate]) => [stage, significant(estimate.gflop)])),
-    questionTokens: inputs.questionTokens,
-    captionSteps: inputs.captionSteps,
-  };
+  const flops = flopCounts
+    ? {
+        ...Object.fromEntries(Object.entries(flopCounts).map(([stage, estimate]) => [stage, significant(estimate.gflop)])),
+        questionTokens: inputs.questionTokens,
+        followUpTokens: inputs.followUpTokens,
+        captionSteps: inputs.captionSteps,
+      }
+    : null;
   return {
     modelSet: inputs.modelSet,
     fullSize: inputs.fullSize,
@@ -219,29 +240,43 @@ export function buildProof(inputs: ProofInputs): Proof {
     ceiling: inputs.ceiling,
     flops,
     stages,
-    firstQuestionStages: stageComputes(inputs.firstQuestion.stages, inputs.flops, ceilingAll),
+    firstQuestionStages: flopCounts ? stageComputes(inputs.firstQuestion.stages, flopCounts, ceilingAll) : {},
     bound,
     pytorch,
     int8,
     coldStart: inputs.coldStart,
     memory,
+    skipped,
     targets,
   };
 }
 
+/**
+ * AVX-512 and VNNI from the text of /proc/cpuinfo (undefined: the file could not be read). Only x86 lists `flags`;
+ * ARM lists `Features`, which name neither, so both are unknown there, with the reason.
+ *
+ * @example
+ * cpuFeatures('flags\t: fpu avx512f avx512_vnni\n'); // { avx512: true, vnni: true }
+ */
+export function cpuFeatures(cpuinfo: string | undefined): Pick<MachineInfo, 'avx512' | 'vnni' | 'featuresUnknown'> {
+  if (cpuinfo === undefined) return { avx512: null, vnni: null, featuresUnknown: 'no /proc/cpuinfo' };
+  const flags = /^flags\s*:\s*(.*)$/m.exec(cpuinfo)?.[1]?.split(/\s+/);
+  if (!flags) return { avx512: null, vnni: null, featuresUnknown: '/proc/cpuinfo lists no x86 flags (not an x86 CPU?)' };
+  return { avx512: flags.includes('avx512f'), vnni: flags.includes('avx512_vnni') || flags.includes('avx_vnni') };
+}
+
 /** This machine: CPU, cores, AVX-512 and VNNI (from /proc/cpuinfo), node and onnxruntime versions. */
 export function machineInfo(onnxruntimeVersion: string): MachineInfo {
-  let flags: string[] | undefined;
+  let cpuinfo: string | undefined;
   try {
-    flags = /^flags\s*:\s*(.*)$/m.exec(readFileSync('/proc/cpuinfo', 'utf8'))?.[1]?.split(/\s+/);
+    cpuinfo = readFileSync('/proc/cpuinfo', 'utf8');
   } catch {
-    flags = undefined;
+    cpuinfo = undefined;
   }
   return {
     cpu: cpus()[0]?.model.trim() ?? 'unknown',
     cores: availableParallelism(),
-    avx512: flags ? flags.includes('avx512f') : null,
-    vnni: flags ? flags.includes('avx512_vnni') || flags.includes('avx_vnni') : null,
+    ...cpuFeatures(cpuinfo),
     node: process.version,
     onnxruntime: onnxruntimeVersion,
   };
@@ -256,18 +291,22 @@ export function printProof(proof: Proof): void {
   console.log(`${machine.cpu}, ${machine.cores} cores, AVX-512 ${yes(machine.avx512)}, VNNI ${yes(machine.vnni)}, node ${machine.node}, onnxruntime ${machine.onnxruntime}`);
   console.log('onnxruntime MatMul ceiling, GFLOP/s (median over shapes of each shape\'s median over rounds; best single run):');
   console.table(Object.fromEntries(Object.entries(proof.ceiling).map(([threads, ceiling]) => [`${threads} thread(s)`, { median: ceiling.median, best: ceiling.best, bestShape: ceiling.bestShape, rounds: ceiling.rounds }])));
-  console.log(`GFLOP per stage (question of ${proof.flops.questionTokens} tokens, caption of ${proof.flops.captionSteps} greedy steps):`);
-  console.table(proof.flops);
+  if (proof.flops) {
+    console.log(`GFLOP per stage (question of ${proof.flops.questionTokens} tokens, follow-up of ${proof.flops.followUpTokens}, caption of ${proof.flops.captionSteps} greedy steps):`);
+    console.table(proof.flops);
+  } else console.log(`GFLOP not counted: ${proof.skipped.firstQuestion ?? 'no FLOP counts'}`);
   for (const [threads, stages] of Object.entries(proof.stages)) {
     console.log(`each graph alone on ${threads} thread(s): ms, GFLOP/s and share of the ${threads}-thread ceiling:`);
     console.table(stages);
   }
   if (Object.keys(proof.firstQuestionStages).length > 0) {
-    console.log(`first question as the library runs it (caption and candidates asked at once, ${proof.bound.allCoresThreads} cores):`);
+    console.log(`first question as the library runs it (caption and candidates asked at once, ${proof.bound?.allCoresThreads ?? proof.machine.cores} cores):`);
     console.table(proof.firstQuestionStages);
   }
-  console.log(`against the all-cores bound (GFLOP / ${proof.bound.ceilingGflops} GFLOP/s):`);
-  console.table({ firstQuestion: proof.bound.firstQuestion, followUp: proof.bound.followUp });
+  if (proof.bound) {
+    console.log(`against the all-cores bound (GFLOP / ${proof.bound.ceilingGflops} GFLOP/s):`);
+    console.table({ firstQuestion: proof.bound.firstQuestion, followUp: proof.bound.followUp });
+  }
   if (proof.pytorch && 'skipped' in proof.pytorch) console.log(`PyTorch eager baseline: skipped (${proof.pytorch.skipped})`);
   else if (proof.pytorch) {
     console.log(`ONNX ms / PyTorch eager ms (torch ${proof.pytorch.torch}), per stage and thread count (below 1: onnxruntime is faster):`);

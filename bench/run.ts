@@ -16,7 +16,7 @@ import { monitorEventLoopDelay, performance } from 'node:perf_hooks';
 import { parseArgs } from 'node:util';
 import { createVisionModels } from '../src/runtime/vision-models.js';
 import { packageRoot } from '../src/paths.js';
-import { questionFlops } from './flops.js';
+import { questionFlops, type QuestionFlops } from './flops.js';
 import { benchChain, type ChainBenchResult } from './chain.js';
 import { benchInt8, hasInt8Variants, printInt8, type Int8BenchResult } from './int8.js';
 import { benchLocalLlm, LOCAL_LLM_STAND_IN, printLocalLlm, type LocalLlmBenchResult } from './local-llm.js';
@@ -29,6 +29,7 @@ import { benchStageThreads, STAGE_QUESTION, type StageThreadsResult } from './st
 import { benchColdStart, type ColdStartResult } from './cold-start.js';
 import { benchPytorch } from './pytorch.js';
 import { buildProof, machineInfo, printProof, type StageCompute } from './proof.js';
+import type { TargetRow } from './targets.js';
 import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
 
@@ -44,6 +45,8 @@ export interface ModelSetResult {
   iterations: number;
   /** VLE tokens of the first question, special tokens included (what the fusion FLOPs are counted for). */
   questionTokens: number;
+  /** VLE tokens of the follow-up question (FOLLOW_UP_QUESTION), special tokens included. */
+  followUpTokens: number;
   firstQuestion: StageSummary;
   followUpQuestion: StageSummary;
   /** Each stage of the first question against the all-cores MatMul ceiling (every graph runs on all cores). */
@@ -55,6 +58,8 @@ export interface ModelSetResult {
 }
 
 const root = packageRoot();
+/** The follow-up asked on the same image after STAGE_QUESTION: its fusion is all it computes. */
+const FOLLOW_UP_QUESTION = 'How many are there?';
 const { values: args } = parseArgs({
   options: {
     help: { type: 'boolean', default: false },
@@ -92,7 +97,9 @@ const HELP = `node dist/bench/run.js [options]   (npm run bench -- [options])
   --out PATH, --chart PATH    where results.json and latency.svg go (default bench/)
   --server-duration S         seconds per server run (default 10)
   --skip-server --skip-int8 --skip-cores --skip-chain --skip-stages --skip-pytorch --skip-memory
-  --skip-cold-start --skip-llm   leave a part out (its targets then read "not measured")`;
+  --skip-cold-start --skip-llm   leave a part out (its targets then read "not measured", naming the option);
+                              --skip-stages leaves out the PyTorch baseline too (nothing to compare it with)
+A part that fails is reported and left out the same way (its target's note says why); the others still run.`;
 
 function summarize(samples: StageSummary[]): StageSummary {
   const keys = [...new Set(samples.flatMap((sample) => Object.keys(sample)))];
@@ -116,8 +123,10 @@ async function benchModelSet(name: string, modelsDir: string, captionModel: stri
   const followUp: StageSummary[] = [];
   const loopDelay = monitorEventLoopDelay({ resolution: 10 });
   let questionTokens = 0;
+  let followUpTokens = 0;
   try {
     questionTokens = vision.vqa.tokenize(STAGE_QUESTION).length;
+    followUpTokens = vision.vqa.tokenize(FOLLOW_UP_QUESTION).length;
     // One unmeasured round warms onnxruntime's allocators and kernels.
     await Promise.all([vision.caption(bytes), vision.candidates(bytes, STAGE_QUESTION)]);
     loopDelay.enable();
@@ -141,7 +150,7 @@ async function benchModelSet(name: string, modelsDir: string, captionModel: stri
         captionTokens: caption.tokenIds.length,
       });
       const followStarted = performance.now();
-      const [cachedCaption, cachedAnswers] = await Promise.all([vision.caption(bytes), vision.candidates(bytes, 'How many are there?')]);
+      const [cachedCaption, cachedAnswers] = await Promise.all([vision.caption(bytes), vision.candidates(bytes, FOLLOW_UP_QUESTION)]);
       followUp.push({
         wall: performance.now() - followStarted,
         decode: cachedAnswers.timings.decode ?? 0,
@@ -171,6 +180,7 @@ async function benchModelSet(name: string, modelsDir: string, captionModel: stri
     vqaModel,
     iterations,
     questionTokens,
+    followUpTokens,
     firstQuestion: firstSummary,
     followUpQuestion: summarize(followUp),
     gflops,
@@ -205,6 +215,40 @@ async function benchServer(images: 'same' | 'distinct', duration: string): Promi
   const line = stdout.split('\n').find((candidate) => candidate.startsWith('RESULT '));
   if (!line) throw new Error('bench/server.js printed no result');
   return JSON.parse(line.slice('RESULT '.length)) as unknown;
+}
+
+/** An error's first line, for a skip reason; a failed child process's message is its command line, so its last line on stderr is added. */
+function firstLine(error: unknown): string {
+  const line = (error instanceof Error ? error.message : String(error)).split('\n')[0]!;
+  const stderr = (error as { stderr?: unknown }).stderr;
+  const last = typeof stderr === 'string' ? stderr.trim().split('\n').at(-1)?.trim() : undefined;
+  return last ? `${line} (stderr: ${last})` : line;
+}
+
+/**
+ * Runs one part of the bench; a failure is printed and becomes the part's skip reason instead of ending the run, so
+ * that one failing child process never costs the figures measured before it (or results.json).
+ */
+async function attempt<T>(part: string, run: () => Promise<T>): Promise<{ value: T } | { failed: string }> {
+  try {
+    return { value: await run() };
+  } catch (error) {
+    const failed = `${part} failed: ${firstLine(error)}`;
+    console.log(`\n${failed}`);
+    return { failed };
+  }
+}
+
+/**
+ * The first question's FLOPs with the follow-up counted for the follow-up's own question (its fusion), or the reason
+ * they cannot be counted.
+ */
+function proofFlops(set: ModelSetResult): QuestionFlops | string {
+  const folders = { captionFolder: join(set.modelsDir, set.captionModel), vqaFolder: join(set.modelsDir, set.vqaModel), captionSteps: set.firstQuestion.captionTokens! };
+  const first = questionFlops({ ...folders, questionTokens: set.questionTokens });
+  const followUp = questionFlops({ ...folders, questionTokens: set.followUpTokens });
+  if (!first || !followUp) return `cannot count the FLOPs of ${set.captionModel} and ${set.vqaModel}: a dimension is missing from their config.json`;
+  return { ...first, followUp: { gflop: followUp.fusion.gflop } };
 }
 
 function onnxruntimeVersion(): string {
@@ -246,8 +290,11 @@ async function main(): Promise<void> {
   results.push(await benchModelSet('tiny test models', tinyDir, 'tiny-blip', 'tiny-vle', image, iterations ?? 20, ceilingAll));
   printResult(results.at(-1)!);
   if (!args['skip-chain']) {
-    chainResults.push(await benchChain('tiny test models', tinyDir, 'tiny-blip', 'tiny-vle', image, iterations ?? 20));
-    printChain(chainResults.at(-1)!);
+    const chain = await attempt('chain (tiny test models)', () => benchChain('tiny test models', tinyDir, 'tiny-blip', 'tiny-vle', image, iterations ?? 20));
+    if ('value' in chain) {
+      chainResults.push(chain.value);
+      printChain(chain.value);
+    }
   }
   const fullSize = join(root, 'models', 'full-size');
   const hasFullSize = existsSync(join(fullSize, 'blip-base-standin')) && existsSync(join(fullSize, 'vle-base-standin'));
@@ -256,31 +303,41 @@ async function main(): Promise<void> {
     results.push(await benchModelSet('full-size stand-ins (random weights, real dimensions)', fullSize, 'blip-base-standin', 'vle-base-standin', image, iterations ?? 3, ceilingAll));
     printResult(results.at(-1)!);
     if (!args['skip-chain']) {
-      chainResults.push(await benchChain('full-size stand-ins', fullSize, 'blip-base-standin', 'vle-base-standin', image, iterations ?? 3));
-      printChain(chainResults.at(-1)!);
+      const chain = await attempt('chain (full-size stand-ins)', () => benchChain('full-size stand-ins', fullSize, 'blip-base-standin', 'vle-base-standin', image, iterations ?? 3));
+      if ('value' in chain) {
+        chainResults.push(chain.value);
+        printChain(chain.value);
+      }
     }
   } else if (!args['tiny-only']) {
     console.log('\nFull-size stand-ins not found: `npm run models:full-size` writes them to models/full-size/ (needs the .venv torch, ~10 min).');
   }
   // The proof is made on the largest model set measured.
   const proofSet = results.at(-1)!;
+  // Why a target has no figure: the option that left its part out, or the part's failure.
+  const skipped: Partial<Record<TargetRow['id'], string>> = {};
 
   let stageThreads: StageThreadsResult | null = null;
+  let stagesMissing: string | undefined = args['skip-stages'] ? '--skip-stages' : undefined;
   if (!args['skip-stages']) {
     console.log(`\n## Each graph alone at ${threadCounts.join(' and ')} thread(s): ${proofSet.name}`);
-    stageThreads = await benchStageThreads({ modelsDir: proofSet.modelsDir, captionModel: proofSet.captionModel, vqaModel: proofSet.vqaModel, image, threads: threadCounts, iterations: iterations ?? (useFullSize ? 3 : 10) });
-    console.table(stageThreads.threads);
-    if (new Set(Object.values(stageThreads.outputs)).size > 1) console.log('note: caption tokens or top answer differ between thread counts (float reductions in another order)');
+    const stages = await attempt('per-graph timings', () => benchStageThreads({ modelsDir: proofSet.modelsDir, captionModel: proofSet.captionModel, vqaModel: proofSet.vqaModel, image, threads: threadCounts, iterations: iterations ?? (useFullSize ? 3 : 10) }));
+    if ('value' in stages) {
+      stageThreads = stages.value;
+      console.table(stageThreads.threads);
+      if (new Set(Object.values(stageThreads.outputs)).size > 1) console.log('note: caption tokens or top answer differ between thread counts (float reductions in another order)');
+    } else stagesMissing = stages.failed;
   }
   let pytorch: Awaited<ReturnType<typeof benchPytorch>> | null = null;
-  if (!args['skip-pytorch']) {
+  if (args['skip-pytorch']) skipped.pytorch = 'not run: --skip-pytorch';
+  else if (stagesMissing) {
+    // PyTorch is judged against the per-graph ONNX timings: without them its minutes would compare with nothing.
+    pytorch = { skipped: `no per-graph ONNX timings to compare with (${stagesMissing})` };
+    console.log(`\n## PyTorch eager baseline: ${pytorch.skipped}`);
+  } else {
     console.log(`\n## PyTorch eager baseline at ${threadCounts.join(' and ')} thread(s)`);
-    try {
-      pytorch = await benchPytorch({ modelsDir: proofSet.modelsDir, image, threads: threadCounts, iterations: iterations ?? 3 });
-    } catch (error) {
-      // One failing baseline must not cost the other figures of a long run.
-      pytorch = { skipped: `failed: ${(error as Error).message.split('\n')[0]}` };
-    }
+    const baseline = await attempt('PyTorch baseline', () => benchPytorch({ modelsDir: proofSet.modelsDir, image, threads: threadCounts, iterations: iterations ?? 3 }));
+    pytorch = 'value' in baseline ? baseline.value : { skipped: baseline.failed };
     if ('skipped' in pytorch) console.log(`skipped: ${pytorch.skipped}`);
     else console.table(pytorch.threads);
   }
@@ -291,24 +348,35 @@ async function main(): Promise<void> {
   if (useFullSize && !args['skip-cores']) {
     const models = { modelsDir: fullSize, captionModel: 'blip-base-standin', vqaModel: 'vle-base-standin' };
     console.log('\n## Sharing the cores (full-size stand-ins), ms');
-    sharing.push(await benchCoreBudget({ ...models, scheduling: 'split', spin: true, iterations: iterations ?? 2 }));
-    sharing.push(await benchCoreBudget({ ...models, scheduling: 'budget', iterations: iterations ?? 2 }));
-    console.table(Object.fromEntries(sharing.map((result) => [`${result.scheduling}${result.spin ? ' (spinning)' : ''}`, { ...result.firstQuestion, followUpMs: result.followUpMs, ...result.concurrent }])));
-    const same = JSON.stringify(sharing[0]!.answers) === JSON.stringify(sharing[1]!.answers);
-    console.log(`captions and top answers under both schedulings: ${same ? 'identical' : 'DIFFERENT'}`);
+    const shared = await attempt('core sharing', async () => [
+      await benchCoreBudget({ ...models, scheduling: 'split', spin: true, iterations: iterations ?? 2 }),
+      await benchCoreBudget({ ...models, scheduling: 'budget', iterations: iterations ?? 2 }),
+    ]);
+    if ('value' in shared) {
+      sharing.push(...shared.value);
+      console.table(Object.fromEntries(sharing.map((result) => [`${result.scheduling}${result.spin ? ' (spinning)' : ''}`, { ...result.firstQuestion, followUpMs: result.followUpMs, ...result.concurrent }])));
+      const same = JSON.stringify(sharing[0]!.answers) === JSON.stringify(sharing[1]!.answers);
+      console.log(`captions and top answers under both schedulings: ${same ? 'identical' : 'DIFFERENT'}`);
+    }
   }
   // Load and memory in a process of their own, so that RSS is the models' and not what the runs above left.
   let memory: LoadMemoryResult | null = null;
-  if (!args['skip-memory']) {
-    memory = await benchLoadMemoryInChild({ tiny: !useFullSize });
-    console.log(`\n## Memory (${useFullSize ? 'full-size stand-ins' : 'tiny test models'}, a fresh process)`);
-    console.log(`load ${memory.loadMs} ms; RSS ${memory.rssAfterLoadMiB} MiB after load (${memory.rssAfterLoadRatio}x the ${memory.weightMiB} MiB of graphs), ${memory.rssAfterQuestionMiB} MiB after a question (${memory.rssAfterQuestionRatio}x)`);
+  if (args['skip-memory']) skipped.memory = 'not run: --skip-memory';
+  else {
+    const measured = await attempt('memory (bench/load-memory.js)', () => benchLoadMemoryInChild({ tiny: !useFullSize }));
+    if ('value' in measured) {
+      memory = measured.value;
+      console.log(`\n## Memory (${useFullSize ? 'full-size stand-ins' : 'tiny test models'}, a fresh process)`);
+      console.log(`load ${memory.loadMs} ms; RSS ${memory.rssAfterLoadMiB} MiB after load (${memory.rssAfterLoadRatio}x the ${memory.weightMiB} MiB of graphs), ${memory.rssAfterQuestionMiB} MiB after a question (${memory.rssAfterQuestionRatio}x)`);
+    } else skipped.memory = measured.failed;
   }
   let int8: Int8BenchResult | null = null;
-  if (useFullSize && !args['skip-int8']) {
+  if (!useFullSize) skipped.int8 = 'not run: int8 is measured on the full-size stand-ins only';
+  else if (args['skip-int8']) skipped.int8 = 'not run: --skip-int8';
+  else {
     if (hasInt8Variants(fullSize, 'blip-base-standin', 'vle-base-standin')) {
       console.log('\n## int8 against fp32 on the full-size stand-ins (each variant in its own processes)');
-      int8 = await benchInt8({
+      const measured = await attempt('int8 against fp32', () => benchInt8({
         modelsDir: fullSize,
         captionModel: 'blip-base-standin',
         vqaModel: 'vle-base-standin',
@@ -316,38 +384,51 @@ async function main(): Promise<void> {
         iterations: iterations ?? 3,
         rounds: integerOption('int8-rounds', args['int8-rounds'], 2),
         agreementImages: integerOption('int8-agreement-images', args['int8-agreement-images'], 12, 0),
-      });
-      printInt8(int8);
+      }));
+      if ('value' in measured) {
+        int8 = measured.value;
+        printInt8(int8);
+      } else skipped.int8 = measured.failed;
     } else {
+      skipped.int8 = 'not run: no int8 variants of the full-size stand-ins';
       console.log('\nNo int8 variants of the full-size stand-ins: `.venv/bin/python models/make_test_models.py --full-size --int8-only` adds them.');
     }
   }
   let coldStart: ColdStartResult | null = null;
-  if (!args['skip-cold-start']) {
-    coldStart = await benchColdStart({ runs: integerOption('cold-start-runs', args['cold-start-runs'], 5), image });
-    console.log(`\n## Cold start (tiny models, median of ${coldStart.runs}): \`${coldStart.command}\` ${coldStart.askMs} ms; import alone ${coldStart.importMs} ms`);
+  if (args['skip-cold-start']) skipped.coldStart = 'not run: --skip-cold-start';
+  else {
+    const measured = await attempt('cold start', () => benchColdStart({ runs: integerOption('cold-start-runs', args['cold-start-runs'], 5), image }));
+    if ('value' in measured) {
+      coldStart = measured.value;
+      console.log(`\n## Cold start (tiny models, median of ${coldStart.runs}): \`${coldStart.command}\` ${coldStart.askMs} ms; import alone ${coldStart.importMs} ms`);
+    } else skipped.coldStart = measured.failed;
   }
   // The embedded LLM, only where its full-size stand-in was made (models/make_tiny_gguf.py --full-size).
   let localLlm: LocalLlmBenchResult | null = null;
   if (useFullSize && !args['skip-llm'] && existsSync(join(fullSize, LOCAL_LLM_STAND_IN))) {
-    localLlm = await benchLocalLlm({ modelPath: join(fullSize, LOCAL_LLM_STAND_IN), visionDir: fullSize, iterations: iterations ?? 3, threads: cores, replyTokens: 32 });
-    printLocalLlm(localLlm);
+    const measured = await attempt('embedded LLM', () => benchLocalLlm({ modelPath: join(fullSize, LOCAL_LLM_STAND_IN), visionDir: fullSize, iterations: iterations ?? 3, threads: cores, replyTokens: 32 }));
+    if ('value' in measured) {
+      localLlm = measured.value;
+      printLocalLlm(localLlm);
+    }
   } else if (useFullSize && !args['skip-llm']) {
     console.log('\nNo embedded-LLM stand-in: `.venv/bin/python models/make_tiny_gguf.py --full-size` writes it (~1 GB).');
   }
   const server: unknown[] = [];
   if (!args['skip-server']) {
     console.log('\n## Server: POST /v1/chat/completions on the tiny models, instant loopback LLM');
-    for (const images of ['distinct', 'same'] as const) server.push(await benchServer(images, args['server-duration']!));
+    for (const images of ['distinct', 'same'] as const) {
+      const measured = await attempt(`server (${images} images)`, () => benchServer(images, args['server-duration']!));
+      server.push('value' in measured ? measured.value : { images, skipped: measured.failed });
+    }
   }
 
-  const flops = questionFlops({
-    captionFolder: join(proofSet.modelsDir, proofSet.captionModel),
-    vqaFolder: join(proofSet.modelsDir, proofSet.vqaModel),
-    questionTokens: proofSet.questionTokens,
-    captionSteps: proofSet.firstQuestion.captionTokens!,
-  });
-  if (!flops) throw new Error(`cannot count the FLOPs of ${proofSet.captionModel} and ${proofSet.vqaModel}: a dimension is missing from their config.json`);
+  const counted = proofFlops(proofSet);
+  if (typeof counted === 'string') {
+    console.log(`\n${counted}`);
+    skipped.firstQuestion = counted;
+    skipped.followUp = counted;
+  }
   const first = proofSet.firstQuestion;
   const proof = buildProof({
     modelSet: proofSet.name,
@@ -355,8 +436,10 @@ async function main(): Promise<void> {
     machine,
     ceiling,
     allCores: cores,
-    flops,
+    flops: typeof counted === 'string' ? null : counted,
+    skipped,
     questionTokens: proofSet.questionTokens,
+    followUpTokens: proofSet.followUpTokens,
     captionSteps: first.captionTokens!,
     firstQuestion: {
       wall: first.wall!,

@@ -1,6 +1,7 @@
 // The LLM and the chain as the CLI options say, for `ask`, `chat`, `eval` and `worker`. Everything heavy loads here
-// on demand: @langchain/openai only for an endpoint, the local model's runtime only for `--llm local`, and the chain
-// (@langchain/core's runnables) once a command is about to answer; `--llm none` never loads the first two.
+// on demand: the chat model factories (@langchain/openai, and the local model's module, which create-chat-model
+// imports) once an LLM is configured, the local model's runtime (node-llama-cpp) only when a local model loads, and
+// the chain (@langchain/core's runnables) once a command is about to answer; `--llm none` loads none of the first.
 import type { BaseChatModel } from '@langchain/core/language_models/chat_models';
 import { VQA_CHAIN_DEFAULTS } from '../../chains/defaults.js';
 import type { VqaResult } from '../../chains/types.js';
@@ -82,11 +83,12 @@ async function createLlm(options: LlmCommandOptions, stderr: NodeJS.WritableStre
     }
   }
   const { createChatModel } = await import('../llm/create-chat-model.js');
-  const { ChatLocalLlama, LOCAL_CHAT_MODEL_DEFAULTS } = await loadLocalModelModule();
+  // Only a local provider makes a ChatLocalLlama; for an endpoint, isLocalModel stays false without the module.
+  const localModule = provider === 'local' ? await loadLocalModelModule() : undefined;
   // --threads is per model, the local LLM included.
-  const timeoutMs = options.llmTimeout ?? (provider === 'local' ? LOCAL_CHAT_MODEL_DEFAULTS.llmStepTimeoutMs : VQA_CHAIN_DEFAULTS.llmTimeoutMs);
+  const timeoutMs = options.llmTimeout ?? (localModule ? localModule.LOCAL_CHAT_MODEL_DEFAULTS.llmStepTimeoutMs : VQA_CHAIN_DEFAULTS.llmTimeoutMs);
   const llm = createChatModel({ provider, model: options.llmModel, ...local, threads: options.threads, timeoutMs, maxRetries: options.llmRetries });
-  if (!(llm instanceof ChatLocalLlama)) return llm;
+  if (!localModule || !(llm instanceof localModule.ChatLocalLlama)) return llm;
   try {
     await llm.load();
     return llm;

@@ -35,14 +35,17 @@ export function createBaseProgram(): Command {
 
 /**
  * The commands `argv` needs registered: the one it names; none for `--version` alone; all of them otherwise (`--help`,
- * `help`, no command, or a name that is not a command, for which commander suggests the nearest).
+ * `help`, no command, a name that is not a command, for which commander suggests the nearest, or `-h`/`--help`
+ * before the name: `vqa-llm --help ask` prints the program's help, which lists every command).
  */
 export function commandsFor(argv: readonly string[]): readonly { name: string; load: () => Promise<CommandModule> }[] {
   const args = argv.slice(2);
   // The program has no option of its own that takes a value: the first operand is the command's name.
-  const name = args.find((arg) => !arg.startsWith('-'));
-  if (name === undefined && args.length > 0 && args.every((arg) => arg === '-V' || arg === '--version')) return [];
-  const named = COMMANDS.find((command) => command.name === name);
+  const nameAt = args.findIndex((arg) => !arg.startsWith('-'));
+  if (nameAt === -1 && args.length > 0 && args.every((arg) => arg === '-V' || arg === '--version')) return [];
+  // A help flag before the name is the program's (commander stops at it and prints the program's help).
+  if (args.slice(0, nameAt === -1 ? args.length : nameAt).some((arg) => arg === '-h' || arg === '--help')) return COMMANDS;
+  const named = COMMANDS.find((command) => command.name === args[nameAt]);
   return named ? [named] : COMMANDS;
 }
 

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { buildProof, type ProofInputs } from '../../dist/bench/proof.js';
+import { buildProof, cpuFeatures, type ProofInputs } from '../../dist/bench/proof.js';
 import { summarizeCeiling } from '../../dist/bench/matmul-ceiling.js';
 
 const estimate = (gflop: number) => ({ gflop });
@@ -17,6 +17,7 @@ function inputs(overrides: Partial<ProofInputs> = {}): ProofInputs {
     allCores: 2,
     flops: { captionVision: estimate(110), crossAttention: estimate(16), decoder: estimate(5), vqaVision: estimate(285), fusion: estimate(180), firstQuestion: estimate(596), followUp: estimate(180) },
     questionTokens: 8,
+    followUpTokens: 7,
     captionSteps: 19,
     firstQuestion: { wall: 3576, followUpWall: 1080, stages: { captionVision: 440, fusion: 900 } },
     stageThreads: { iterations: 1, question: 'q', questionTokens: 8, loadMs: {}, outputs: {}, threads: { 1: stage, 2: { ...stage, captionVision: 440, decoderStep: 40, vqaVision: 1100, fusion: 650 } } },
@@ -68,6 +69,40 @@ describe('buildProof', () => {
     const proof = buildProof(inputs({ int8 }));
     expect(proof.int8).toMatchObject({ slowestGraph: 'decoderPerStep', slowestGraphSpeedup: 1.9, firstQuestionSpeedup: 2.3, top1Agreement: 0.9, captionAgreement: 0.75, vnni: true });
     expect(proof.targets.find((row) => row.id === 'int8')!.met).toBe(true);
+  });
+
+  it("should record the follow-up question's own token count beside the first question's", () => {
+    const proof = buildProof(inputs());
+    expect(proof.flops).toMatchObject({ questionTokens: 8, followUpTokens: 7, followUp: 180 });
+  });
+
+  it('should leave the bounds unjudged, with the reason, when the FLOPs could not be counted', () => {
+    const reason = 'cannot count the FLOPs of a and b: a dimension is missing from their config.json';
+    const proof = buildProof(inputs({ flops: null, skipped: { firstQuestion: reason, followUp: reason }, coldStart: { runs: 1, command: 'ask', askMs: 400, askRunsMs: [400], importMs: 100, importProcessMs: 150, nodeStartMs: 40 } }));
+    expect(proof.flops).toBeNull();
+    expect(proof.bound).toBeNull();
+    expect(proof.stages).toEqual({});
+    for (const id of ['firstQuestion', 'followUp']) expect(proof.targets.find((row) => row.id === id)).toMatchObject({ met: null, note: reason });
+    expect(proof.targets.find((row) => row.id === 'coldStart')!.met).toBe(true);
+  });
+
+  it('should carry why VNNI is unknown into the int8 row', () => {
+    const int8 = { speedup: { 'first.fusion': 2 }, agreement: null } as unknown as NonNullable<ProofInputs['int8']>;
+    const machine = { cpu: 'arm', cores: 2, ...cpuFeatures('processor\t: 0\nFeatures\t: fp asimd evtstrm aes\n'), node: 'v20', onnxruntime: '1.30.0' };
+    const proof = buildProof(inputs({ machine, int8 }));
+    expect(proof.targets.find((row) => row.id === 'int8')!.note).toMatch(/no x86 flags/);
+  });
+});
+
+describe('cpuFeatures', () => {
+  it('should read AVX-512 and VNNI from x86 flags', () => {
+    expect(cpuFeatures('processor\t: 0\nflags\t\t: fpu sse avx2 avx512f avx512_vnni\n')).toEqual({ avx512: true, vnni: true });
+    expect(cpuFeatures('flags\t\t: fpu sse avx2 avx_vnni\n')).toEqual({ avx512: false, vnni: true });
+  });
+
+  it('should tell a CPU without x86 flags (ARM) from a missing /proc/cpuinfo', () => {
+    expect(cpuFeatures('processor\t: 0\nFeatures\t: fp asimd evtstrm aes pmull sha1 sha2 crc32\n')).toEqual({ avx512: null, vnni: null, featuresUnknown: expect.stringMatching(/no x86 flags/) });
+    expect(cpuFeatures(undefined).featuresUnknown).toBe('no /proc/cpuinfo');
   });
 });
 

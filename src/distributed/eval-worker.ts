@@ -8,6 +8,7 @@ import { isImageJobData, isImageJobResult, toJobAnswer, toJobError, type EvalJob
 import { fetchImage } from './image-store.js';
 import { parseQueueUrl } from './queue-settings.js';
 import { openRedis } from './redis-client.js';
+import { EVAL_WORKER_DEFAULTS } from './worker-defaults.js';
 
 /**
  * Per question. `started`: the worker began answering it; `finished`: its job's answers are in the queue
@@ -69,8 +70,7 @@ export interface EvalWorker {
   close(options?: { timeoutMs?: number }): Promise<void>;
 }
 
-/** `drainTimeoutMs`: the bound `vqa-llm worker` gives `close` at SIGTERM, under Kubernetes' 60 s grace period. */
-export const EVAL_WORKER_DEFAULTS = { concurrency: 1, lockDurationMs: 30_000, maxStalledCount: 3, drainTimeoutMs: 50_000 } as const;
+export { EVAL_WORKER_DEFAULTS };
 
 /**
  * Answers questions from a BullMQ queue (evaluation runs and `runQueuedQuestions` batches alike) with a chain whose

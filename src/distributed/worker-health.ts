@@ -5,6 +5,7 @@ import type { EvalWorkerEvent } from './eval-worker.js';
 import { parseQueueUrl } from './queue-settings.js';
 import { openRedis, type RedisClient } from './redis-client.js';
 import { registerSharedCacheMetrics } from './shared-cache-metrics.js';
+import { WORKER_HEALTH_DEFAULTS } from './worker-defaults.js';
 
 /** One part of a worker's readiness, as `/readyz` reports it. */
 export interface WorkerCheck {
@@ -57,7 +58,7 @@ export interface WorkerHealth {
   close(): Promise<void>;
 }
 
-export const WORKER_HEALTH_DEFAULTS = { host: '127.0.0.1', pingTimeoutMs: 500 } as const;
+export { WORKER_HEALTH_DEFAULTS };
 
 /** The routes, for orchestrator manifests (deploy/kubernetes/worker.yaml) to point at. */
 export const WORKER_HEALTH_PATHS = { liveness: '/healthz', readiness: '/readyz', metrics: '/metrics' } as const;

@@ -2,6 +2,7 @@ import { Option, type Command } from 'commander';
 import type { EvalWorkerEvent } from '../../distributed/eval-worker.js';
 import { redact } from '../../distributed/redis-url.js';
 import type { WorkerHealth } from '../../distributed/worker-health.js';
+import { EVAL_WORKER_DEFAULTS, WORKER_HEALTH_DEFAULTS } from '../../distributed/worker-defaults.js';
 import { InvalidOptionError } from '../../errors/index.js';
 import { addLlmOptions, type LlmCommandOptions } from '../llm-options.js';
 import { createChainForCli, createLlmForCli, disposeLlmForCli } from '../llm-setup.js';
@@ -18,12 +19,14 @@ interface WorkerCommandOptions extends LlmCommandOptions {
 }
 
 /**
- * The defaults `worker --help` shows and the options get: EVAL_WORKER_DEFAULTS' `concurrency` and `lockDurationMs`
- * (src/distributed/eval-worker.ts) and WORKER_HEALTH_DEFAULTS.host (src/distributed/worker-health.ts), written out
- * because those modules load sharp, the queue's Redis client and prom-client, which registering the command (and
- * `--help`) must not pay for. test/cli/cold-start-imports.test.ts checks that they agree.
+ * The defaults `worker --help` shows and the options get, from the import-free worker-defaults module (the queue and
+ * health modules load sharp, the queue's Redis client and prom-client, which registering the command must not pay for).
  */
-export const WORKER_COMMAND_DEFAULTS = { concurrency: 1, lockDurationMs: 30_000, healthHost: '127.0.0.1' } as const;
+export const WORKER_COMMAND_DEFAULTS = {
+  concurrency: EVAL_WORKER_DEFAULTS.concurrency,
+  lockDurationMs: EVAL_WORKER_DEFAULTS.lockDurationMs,
+  healthHost: WORKER_HEALTH_DEFAULTS.host,
+} as const;
 
 function parseHealthPort(value: string): number {
   const port = Number(value);
@@ -116,7 +119,7 @@ export function register(program: Command): void {
             verbose?.(event);
           }
         : undefined;
-    const { startEvalWorker, EVAL_WORKER_DEFAULTS } = modules.evalWorker;
+    const { startEvalWorker } = modules.evalWorker;
     let worker: Awaited<ReturnType<typeof startEvalWorker>>;
     try {
       worker = await startEvalWorker({

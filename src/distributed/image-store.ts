@@ -34,6 +34,21 @@ export async function putImage(client: RedisClient, key: string, bytes: Uint8Arr
 }
 
 /**
+ * Deletes whatever bytes of `run` are still in Redis, once the run has every answer. Each group deletes its own image
+ * when its answers are written; this catches those a killed producer wrote answers for but never deleted (its rerun
+ * resumes past them, so no group of the rerun holds them).
+ */
+export async function deleteRunImages(client: RedisClient, location: ImageStoreLocation, run: string): Promise<void> {
+  const match = `${imageStoreKey(location, { run, sha256: '' })}*`;
+  let cursor = '0';
+  do {
+    const [next, keys] = await client.scan(cursor, 'MATCH', match, 'COUNT', 256);
+    if (keys.length > 0) await client.del(...keys);
+    cursor = next;
+  } while (cursor !== '0');
+}
+
+/**
  * Reads a job's image and checks it against its reference.
  *
  * @throws {InvalidImageError} `not_found` when the key is gone (its TTL passed while the job waited, or its run

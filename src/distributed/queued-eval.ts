@@ -7,6 +7,7 @@ import { runEval, type EvalProgress, type RunEvalOptions, type RunEvalResult } f
 import type { EvalQuestion } from '../eval/types.js';
 import type { QueueJobData } from './eval-job.js';
 import { createImageJobProducer } from './image-job-producer.js';
+import { deleteRunImages } from './image-store.js';
 import { createQueueChain } from './queue-chain.js';
 import { parseQueueUrl, QUEUE_DEFAULTS } from './queue-settings.js';
 import { openRedis } from './redis-client.js';
@@ -110,6 +111,7 @@ export async function runQueuedEval(options: RunQueuedEvalOptions): Promise<RunE
       },
     });
     await chain.release(Number.MAX_SAFE_INTEGER);
+    await deleteRunImages(connection, settings, runKey);
     return { ...result, byWorker };
   } finally {
     // Before the connection closes, on abort or error too: a removal cut short would leave a job and an image to

@@ -21,7 +21,7 @@ from torch import nn
 
 from .manifest import tensor_spec, write_json, write_manifest
 from .hub import resolve_checkpoint
-from .onnx_export import export_torchscript
+from .onnx_export import export_graph, quantize_graph
 
 OPSET = 14
 KIND = "blip-captioner"
@@ -587,22 +587,11 @@ def _dynamic_axes(specs):
 
 
 def _export(module, args, path, spec):
-    import onnx
-
-    os.makedirs(os.path.dirname(path), exist_ok=True)
     inputs, outputs = spec["inputs"], spec["outputs"]
-    with torch.no_grad():
-        export_torchscript(
-            module,
-            args,
-            path,
-            input_names=[item["name"] for item in inputs],
-            output_names=[item["name"] for item in outputs],
-            dynamic_axes=_dynamic_axes(inputs + outputs),
-            opset_version=OPSET,
-            do_constant_folding=True,
-        )
-    onnx.checker.check_model(path)  # by path: also works for graphs over protobuf's 2 GB limit
+    export_graph(
+        module, args, path, OPSET,
+        [item["name"] for item in inputs], [item["name"] for item in outputs], _dynamic_axes(inputs + outputs),
+    )
 
 
 def export_graphs(model, folder, log=print, export=None):
@@ -652,14 +641,14 @@ def export_graphs(model, folder, log=print, export=None):
 def quantize_graphs(folder, graphs, log=print):
     """Dynamic int8 quantization of every graph into onnx/NAME.int8.onnx, listed under variants.int8."""
     try:
-        from onnxruntime.quantization import QuantType, quantize_dynamic
+        import onnxruntime.quantization  # noqa: F401
     except ImportError:
         raise SystemExit("--int8 needs the onnxruntime Python package: pip install -r models/requirements.txt")
     for name, graph in graphs.items():
         source = os.path.join(folder, graph["file"])
         target_rel = graph["file"][: -len(".onnx")] + ".int8.onnx"
         started = time.time()
-        quantize_dynamic(source, os.path.join(folder, target_rel), weight_type=QuantType.QInt8)
+        quantize_graph(source, os.path.join(folder, target_rel))
         graph["variants"] = {"int8": target_rel}
         log(f"  {name} quantized to int8 ({time.time() - started:.1f}s)")
     return graphs

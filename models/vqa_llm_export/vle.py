@@ -18,7 +18,6 @@ import math
 import os
 import shutil
 import sys
-import tempfile
 import time
 from types import SimpleNamespace
 
@@ -27,7 +26,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .manifest import tensor_spec, write_json, write_manifest
-from .onnx_export import export_torchscript
+from .onnx_export import export_graph, quantize_graph
 
 OPSET = 14
 KIND = "vle-vqa"
@@ -41,8 +40,6 @@ CLIP_STD = [0.26862954, 0.26130258, 0.27577711]
 IMAGE_ENCODER_FILE = "onnx/image_encoder.onnx"
 FUSION_FILE = "onnx/fusion.onnx"
 
-# ONNX protobufs cannot exceed 2 GiB; stay clear of the limit (the manifest and graph metadata add a little).
-EXTERNAL_DATA_THRESHOLD = 1_900_000_000
 
 # Defaults of the transformers config classes the upstream checkpoints were written with: a config.json only
 # stores values that differ from them, so they are needed to read one.
@@ -925,46 +922,7 @@ def check_split(model, pixel_values, input_ids, attention_mask, tolerance=1e-5):
 
 
 def _export_graph(module, args, path, input_names, output_names, dynamic_axes):
-    """torch.onnx.export into a scratch folder, then one .onnx (plus one .onnx.data when over 2 GB) at path."""
-    import onnx
-
-    os.makedirs(os.path.dirname(path), exist_ok=True)
-    with tempfile.TemporaryDirectory(dir=os.path.dirname(path)) as scratch:
-        scratch_path = os.path.join(scratch, "graph.onnx")
-        with torch.no_grad():
-            export_torchscript(
-                module,
-                args,
-                scratch_path,
-                input_names=input_names,
-                output_names=output_names,
-                dynamic_axes=dynamic_axes,
-                opset_version=OPSET,
-                do_constant_folding=True,
-            )
-        graph = onnx.load(scratch_path)  # also pulls in per-tensor files torch writes for graphs over 2 GB
-        data_name = os.path.basename(path) + ".data"
-        for stale in (path, path + ".data"):
-            if os.path.exists(stale):
-                os.remove(stale)
-        # Sum the weights rather than ask protobuf for ByteSize, which fails on messages over 2 GB.
-        weight_bytes = sum(len(tensor.raw_data) for tensor in graph.graph.initializer)
-        if weight_bytes > EXTERNAL_DATA_THRESHOLD:
-            onnx.save_model(
-                graph, path, save_as_external_data=True, all_tensors_to_one_file=True, location=data_name,
-                size_threshold=1024,
-            )
-            onnx.checker.check_model(path)
-        else:
-            onnx.checker.check_model(graph)
-            onnx.save_model(graph, path)
-
-
-def _quantize(source, target):
-    from onnxruntime.quantization import QuantType, quantize_dynamic
-
-    large = os.path.exists(source + ".data")
-    quantize_dynamic(source, target, weight_type=QuantType.QInt8, use_external_data_format=large)
+    export_graph(module, args, path, OPSET, input_names, output_names, dynamic_axes)
 
 
 def quantize_graphs(out, graphs, log=print):
@@ -972,7 +930,7 @@ def quantize_graphs(out, graphs, log=print):
     for graph in graphs.values():
         target = graph["file"][: -len(".onnx")] + ".int8.onnx"
         started = time.time()
-        _quantize(os.path.join(out, graph["file"]), os.path.join(out, target))
+        quantize_graph(os.path.join(out, graph["file"]), os.path.join(out, target))
         graph["variants"] = {"int8": target}
         log(f"{target} quantized in {time.time() - started:.1f} s")
     return graphs

@@ -105,7 +105,10 @@ export interface VqaWarning {
 
 export interface CandidatesResult {
   candidates: Candidate[];
-  /** True when the image embeddings came from the per-image cache (only the fusion graph ran). */
+  /**
+   * True when the image's work came from a cache: its embeddings from the per-image cache (only the fusion graph
+   * ran), or its fusion image state from the worker's cache (only fusion's text part ran).
+   */
   imageCached: boolean;
   timings: StageTimings;
   model: string;

@@ -67,7 +67,7 @@ export function parseNumber(name: string): (value: string) => number {
 }
 
 /** Loads both vision models as the options say, reporting progress on stderr. */
-export async function openVisionModels(options: ModelCommandOptions, extra: { onProgress?: ProgressCallback } = {}): Promise<VisionModels> {
+export async function openVisionModels(options: ModelCommandOptions, extra: { onProgress?: ProgressCallback; fusionCacheBytes?: number } = {}): Promise<VisionModels> {
   const { createVisionModels } = await import('../runtime/vision-models.js');
   return createVisionModels({
     modelsDir: options.models,
@@ -78,6 +78,7 @@ export async function openVisionModels(options: ModelCommandOptions, extra: { on
     quantized: options.int8,
     offline: options.offline || undefined,
     cache: options.cache,
+    fusionCacheBytes: extra.fusionCacheBytes,
     onProgress: extra.onProgress ?? createProgressReporter(),
   });
 }

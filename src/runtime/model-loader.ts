@@ -22,6 +22,8 @@ export interface ModelFolderOptions {
   quantized?: boolean;
   /** Recompute every file's sha256 before loading (slow for real models; `vqa-llm models verify` does it too). */
   verifyChecksums?: boolean;
+  /** VLE: bytes of fusion image state each worker caches (see VisionModelOptions.fusionCacheBytes). */
+  fusionCacheBytes?: number;
 }
 
 /** Reads a model folder's manifest, configs and tokenizer on the main thread; workers get only file paths. */
@@ -39,13 +41,15 @@ export async function loadModelFolder(folder: string, kind: WorkerModelSpec['kin
     graphs[name] = { path: join(folder, file), inputs: graph.inputs, outputs: graph.outputs };
   }
   const session = options.session ?? {};
+  const fusionCacheBytes = kind === 'vle-vqa' ? (options.fusionCacheBytes ?? 0) : 0;
   const spec: WorkerModelSpec = {
     // Every session setting is part of the key: a worker holding the same folder with other settings opens it anew.
-    key: `${folder}|${options.quantized ? 'int8' : 'fp32'}|${JSON.stringify(session, Object.keys(session).sort())}`,
+    key: `${folder}|${options.quantized ? 'int8' : 'fp32'}|${JSON.stringify(session, Object.keys(session).sort())}|fusion-cache:${fusionCacheBytes}`,
     kind,
     graphs,
     session,
     preprocessor,
+    ...(fusionCacheBytes > 0 ? { fusionCacheBytes } : {}),
   };
   return { folder, manifest, config, preprocessor, tokenizer, spec };
 }

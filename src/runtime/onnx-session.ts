@@ -74,33 +74,29 @@ export class OnnxGraph {
     spec: { name: string; inputs: TensorSpecLike[]; outputs: TensorSpecLike[] },
     options: GraphSessionOptions = {},
   ): Promise<OnnxGraph> {
-    let session: ort.InferenceSession;
-    try {
-      session = await ort.InferenceSession.create(path, {
-        intraOpNumThreads: options.intraOpNumThreads ?? 1,
-        interOpNumThreads: 1,
-        graphOptimizationLevel: options.graphOptimizationLevel ?? 'all',
-        executionMode: 'sequential',
-        logSeverityLevel: 3,
-        enableCpuMemArena: options.enableCpuMemArena ?? false,
-        enableMemPattern: options.enableMemPattern ?? true,
-        extra: {
-          session: {
-            intra_op: { allow_spinning: options.allowSpinning ? '1' : '0' },
-            use_device_allocator_for_initializers: options.initializersInArena ? '0' : '1',
-            disable_prepacking: options.prepackWeights === false ? '1' : '0',
-          },
-        },
-      });
-    } catch (error) {
-      throw new InferenceError('session_failed', `onnxruntime could not load graph "${spec.name}" from ${path}: ${(error as Error).message}.`, {
-        hint: 'Re-export the model folder, or check it with `vqa-llm models verify`.',
-        cause: error,
-      });
-    }
+    const session = await openSession(spec.name, path, path, ortSessionOptions(options));
     checkNames(spec.name, path, 'input', spec.inputs.map((input) => input.name), session.inputNames);
     checkNames(spec.name, path, 'output', spec.outputs.map((output) => output.name), session.outputNames);
     return new OnnxGraph(spec.name, session);
+  }
+
+  /**
+   * A graph from encoded ModelProto bytes (a part of a model folder's graph, see fusion-split.ts). External
+   * initializers are read relative to `externalDataFolder`, as for a graph file in that folder. `source` names it in
+   * errors.
+   */
+  static async fromBytes(name: string, bytes: Uint8Array, source: string, externalDataFolder: string, options: GraphSessionOptions = {}): Promise<OnnxGraph> {
+    const sessionOptions = ortSessionOptions(options, { model_external_initializers_file_folder_path: externalDataFolder });
+    return new OnnxGraph(name, await openSession(name, source, bytes, sessionOptions));
+  }
+
+  /** Element type and shape of each output, as onnxruntime inferred them. */
+  get outputTypes(): Record<string, { type: string; shape?: readonly (number | string)[] }> {
+    const types: Record<string, { type: string; shape?: readonly (number | string)[] }> = {};
+    for (const meta of this.session.outputMetadata) {
+      types[meta.name] = meta.isTensor ? { type: meta.type, shape: meta.shape } : { type: 'non-tensor' };
+    }
+    return types;
   }
 
   /** Runs the graph. Every input the session declares must be given; outputs come back as plain data. */
@@ -133,6 +129,37 @@ export class OnnxGraph {
 
   async dispose(): Promise<void> {
     await this.session.release();
+  }
+}
+
+function ortSessionOptions(options: GraphSessionOptions, extraSession: Record<string, string> = {}): ort.InferenceSession.SessionOptions {
+  return {
+    intraOpNumThreads: options.intraOpNumThreads ?? 1,
+    interOpNumThreads: 1,
+    graphOptimizationLevel: options.graphOptimizationLevel ?? 'all',
+    executionMode: 'sequential',
+    logSeverityLevel: 3,
+    enableCpuMemArena: options.enableCpuMemArena ?? false,
+    enableMemPattern: options.enableMemPattern ?? true,
+    extra: {
+      session: {
+        intra_op: { allow_spinning: options.allowSpinning ? '1' : '0' },
+        use_device_allocator_for_initializers: options.initializersInArena ? '0' : '1',
+        disable_prepacking: options.prepackWeights === false ? '1' : '0',
+        ...extraSession,
+      },
+    },
+  };
+}
+
+async function openSession(name: string, source: string, model: string | Uint8Array, options: ort.InferenceSession.SessionOptions): Promise<ort.InferenceSession> {
+  try {
+    return typeof model === 'string' ? await ort.InferenceSession.create(model, options) : await ort.InferenceSession.create(model, options);
+  } catch (error) {
+    throw new InferenceError('session_failed', `onnxruntime could not load graph "${name}" from ${source}: ${(error as Error).message}.`, {
+      hint: 'Re-export the model folder, or check it with `vqa-llm models verify`.',
+      cause: error,
+    });
   }
 }
 

@@ -5,6 +5,7 @@ import { greedySearch } from '../generation/greedy-search.js';
 import { InferenceError } from '../errors/inference-error.js';
 import { preprocessImage } from '../image/preprocess.js';
 import { BlipStepDecoder, expandRows } from './blip-step-decoder.js';
+import type { FusionParts } from './fusion-parts.js';
 import { int64Tensor, OnnxGraph, type TensorData } from './onnx-session.js';
 import type {
   CaptionTask,
@@ -18,22 +19,48 @@ import type {
 
 type LoadedGraphs = Record<string, OnnxGraph>;
 
-// One entry per model: the graphs of a model are created once per thread and reused by every task.
-const loaded = new Map<string, Promise<LoadedGraphs>>();
+/** A model's sessions in this thread; VLE's fusion graph may be open as its two parts instead (fusion-parts.ts). */
+interface LoadedModel {
+  graphs: LoadedGraphs;
+  fusionParts?: FusionParts;
+}
 
-async function graphsFor(model: WorkerModelSpec): Promise<LoadedGraphs> {
-  let graphs = loaded.get(model.key);
-  if (!graphs) {
-    graphs = (async () => {
-      const entries = await Promise.all(
-        Object.entries(model.graphs).map(async ([name, file]) => [name, await OnnxGraph.create(file.path, { name, ...file }, model.session)] as const),
-      );
-      return Object.fromEntries(entries);
-    })();
-    loaded.set(model.key, graphs);
-    graphs.catch(() => loaded.delete(model.key));
+// One entry per model: the graphs of a model are created once per thread and reused by every task.
+const loaded = new Map<string, Promise<LoadedModel>>();
+
+async function modelFor(model: WorkerModelSpec): Promise<LoadedModel> {
+  let found = loaded.get(model.key);
+  if (!found) {
+    found = openModel(model);
+    loaded.set(model.key, found);
+    found.catch(() => loaded.delete(model.key));
   }
-  return graphs;
+  return found;
+}
+
+async function openModel(model: WorkerModelSpec): Promise<LoadedModel> {
+  const opened: LoadedModel = { graphs: {} };
+  try {
+    await Promise.all(
+      Object.entries(model.graphs).map(async ([name, file]) => {
+        if (model.kind === 'vle-vqa' && name === 'fusion' && (model.fusionCacheBytes ?? 0) > 0) {
+          // Loaded only here (it brings onnx-proto and lru-cache), the worker's one dynamic import (nodejs/node#52187).
+          const { FusionParts } = await import('./fusion-parts.js');
+          opened.fusionParts = await FusionParts.open(name, file, model.session, model.fusionCacheBytes!);
+          if (opened.fusionParts) return;
+        }
+        opened.graphs[name] = await OnnxGraph.create(file.path, { name, ...file }, model.session);
+      }),
+    );
+  } catch (error) {
+    await disposeModel(opened);
+    throw error;
+  }
+  return opened;
+}
+
+async function disposeModel(model: LoadedModel): Promise<void> {
+  await Promise.all([...Object.values(model.graphs).map((graph) => graph.dispose()), model.fusionParts?.dispose()]);
 }
 
 function cancelled(flag?: SharedArrayBuffer): boolean {
@@ -67,7 +94,7 @@ async function imageEmbeddings(
 }
 
 async function runCaption(task: CaptionTask): Promise<CaptionTaskResult> {
-  const graphs = await graphsFor(task.model);
+  const { graphs } = await modelFor(task.model);
   const { imageEmbeds, computed, preprocess, vision } = await imageEmbeddings(task, graph(graphs, 'visionEncoder'));
   if (cancelled(task.cancel)) return { tokenIds: [], imageEmbeds: computed, cancelled: true, timings: { preprocess, vision, crossAttention: 0, decoder: 0, steps: 0 } };
 
@@ -90,17 +117,31 @@ async function runCaption(task: CaptionTask): Promise<CaptionTaskResult> {
 }
 
 async function runVqa(task: VqaTask): Promise<VqaTaskResult> {
-  const graphs = await graphsFor(task.model);
-  const { imageEmbeds, computed, preprocess, vision } = await imageEmbeddings(task, graph(graphs, 'imageEncoder'));
+  const { graphs, fusionParts } = await modelFor(task.model);
+  // A worker that holds this image's fusion state needs neither the image encoder nor the image part again.
+  const cachedState = fusionParts?.cached(task.imageKey);
+  const image = cachedState ? undefined : await imageEmbeddings(task, graph(graphs, 'imageEncoder'));
+  const { computed, preprocess, vision } = image ?? {};
   if (cancelled(task.cancel)) return { logits: new Float32Array(0), imageEmbeds: computed, cancelled: true, timings: { preprocess, vision, fusion: 0 } };
   const started = performance.now();
   const length = task.inputIds.length;
-  const outputs = await graph(graphs, 'fusion').run({
+  const question = {
     input_ids: int64Tensor(task.inputIds, [1, length]),
     attention_mask: int64Tensor(task.attentionMask, [1, length]),
-    image_embeds: imageEmbeds,
-  });
-  return { logits: outputs.logits!.data as Float32Array, imageEmbeds: computed, cancelled: false, timings: { preprocess, vision, fusion: performance.now() - started } };
+  };
+  if (fusionParts) {
+    const fresh = cachedState ? undefined : await fusionParts.imageState(image!.imageEmbeds, task.imageKey);
+    const logits = await fusionParts.logits(question, cachedState ?? fresh!.state);
+    return {
+      logits,
+      imageEmbeds: computed,
+      imageStateCached: cachedState !== undefined,
+      cancelled: false,
+      timings: { preprocess, vision, fusion: performance.now() - started, ...(fresh ? { fusionImage: fresh.ms } : {}) },
+    };
+  }
+  const outputs = await graph(graphs, 'fusion').run({ ...question, image_embeds: image!.imageEmbeds });
+  return { logits: outputs.logits!.data as Float32Array, imageEmbeds: computed, imageStateCached: false, cancelled: false, timings: { preprocess, vision, fusion: performance.now() - started } };
 }
 
 /** Dispatches one task. The same function serves worker threads and the in-process executor. */
@@ -111,11 +152,12 @@ export async function handleTask(task: WorkerTask): Promise<CaptionTaskResult | 
     case 'vqa':
       return runVqa(task);
     case 'load': {
-      const graphs = await graphsFor(task.model);
+      const { graphs, fusionParts } = await modelFor(task.model);
       return {
         graphs: Object.fromEntries(
           Object.entries(graphs).map(([name, loadedGraph]) => [name, { inputNames: [...loadedGraph.inputNames], outputNames: [...loadedGraph.outputNames] }]),
         ),
+        ...(fusionParts ? { fusionSplit: { handoff: [...fusionParts.handoff] } } : {}),
       };
     }
     default:
@@ -132,6 +174,6 @@ export async function releaseModels(keys: string[]): Promise<void> {
   });
   for (const graphs of all) {
     const settled = await graphs.catch(() => undefined);
-    if (settled) await Promise.all(Object.values(settled).map((loadedGraph) => loadedGraph.dispose()));
+    if (settled) await disposeModel(settled);
   }
 }

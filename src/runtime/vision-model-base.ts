@@ -25,6 +25,14 @@ export interface VisionModelOptions {
   quantized?: boolean;
   /** Budget of the per-image embedding cache in bytes. Default 256 MiB. */
   embeddingCacheBytes?: number;
+  /**
+   * VLE: budget in bytes of the cache each inference worker keeps of the fusion graph's image-only results (layer 0's
+   * image self-attention and cross-attention queries, the text stream's first cross-attention keys and values: 16 MB
+   * an image for the base model at 576 px), so that a follow-up question runs only the rest of the fusion graph.
+   * Default 64 MiB; 0 runs the fusion graph whole. Graph files with their weights inside them over 256 MiB (exports
+   * from before the exporter moved weights to `.onnx.data`) always run whole.
+   */
+  fusionCacheBytes?: number;
   /** Limits applied when images are loaded. */
   imageLimits?: ImageLimits;
   /** Re-hash every file against the manifest before loading. Default false (sizes are always checked). */
@@ -36,6 +44,7 @@ export interface VisionModelOptions {
 }
 
 const defaultEmbeddingCacheBytes = 256 * 1024 * 1024;
+export const DEFAULT_FUSION_CACHE_BYTES = 64 * 1024 * 1024;
 
 /** A model folder opened on an executor whose workers have already created the sessions. */
 export interface OpenedModel {
@@ -59,6 +68,7 @@ export async function openModel(folder: string, kind: WorkerModelSpec['kind'], o
       quantized: options.quantized,
       verifyChecksums: options.verifyChecksums,
       session: { ...options.sessionOptions, intraOpNumThreads: threads },
+      fusionCacheBytes: options.fusionCacheBytes ?? DEFAULT_FUSION_CACHE_BYTES,
     });
     await executor.run({ type: 'load', model: model.spec });
     return { model, executor, ownsExecutor: !options.executor };

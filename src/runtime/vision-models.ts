@@ -54,6 +54,8 @@ export interface VisionModelsOptions {
   workers?: number;
   quantized?: boolean;
   embeddingCacheBytes?: number;
+  /** VLE: each worker's cache of the fusion graph's image part, in bytes (see VisionModelOptions). Default 64 MiB; 0 off. */
+  fusionCacheBytes?: number;
   /**
    * Budget in bytes for decoded images kept by `loadImage`, so a chatbot's follow-up question that sends the same
    * image again skips the decode. Default 64 MiB (a 12-megapixel photo is 36 MiB decoded); 0 turns it off.
@@ -115,6 +117,7 @@ export async function createVisionModels(options: VisionModelsOptions = {}): Pro
     sessionOptions: options.sessionOptions,
     quantized: options.quantized,
     embeddingCacheBytes: options.embeddingCacheBytes,
+    fusionCacheBytes: options.fusionCacheBytes,
     imageLimits: options.imageLimits,
     verifyChecksums: options.verifyChecksums,
     sharedCache,

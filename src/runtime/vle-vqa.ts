@@ -29,6 +29,18 @@ export class VleVqa extends VisionModelBase {
     super(opened, options);
   }
 
+  /**
+   * Prefixes the image key of the workers' fusion image-state cache: `clearCache` moves to a new one, so nothing
+   * cached before is used again (the old entries age out of the workers' bounded caches).
+   */
+  private imageStateGeneration = 0;
+
+  /** Drops what is cached per image, here and (for later questions) in the workers. */
+  override clearCache(): void {
+    super.clearCache();
+    this.imageStateGeneration += 1;
+  }
+
   /** Every answer the classifier knows, by label id. */
   get answers(): readonly string[] {
     return this.labels;
@@ -55,10 +67,11 @@ export class VleVqa extends VisionModelBase {
     const imageOptions = { limits: this.options.imageLimits, signal: options.signal };
     const source = await readSource(image, imageOptions);
     const stage = await embeddingsOrImage(source, this.embeddings, imageOptions);
-    const result = await this.answer(stage, inputIds, topK, options.signal, started);
+    const result = await this.answer(stage, inputIds, topK, options.signal, started, `${this.imageStateGeneration}:${source.hash}`);
     if (result.imageEmbeds) await this.embeddings.store(source.hash, result.imageEmbeds);
     delete result.imageEmbeds;
-    return { ...result, imageCached: stage.imageEmbeds !== undefined, ...this.warningsFor(inputIds) };
+    const imageCached = stage.imageEmbeds !== undefined || result.imageCached;
+    return { ...result, imageCached, ...this.warningsFor(inputIds) };
   }
 
   /** Candidates for already preprocessed pixels (`[1, 3, H, W]`). Nothing is cached. */
@@ -78,6 +91,7 @@ export class VleVqa extends VisionModelBase {
     topK: number,
     signal: AbortSignal | undefined,
     started: number,
+    imageKey?: string,
   ): Promise<CandidatesResult & { imageEmbeds?: TensorData }> {
     const result = await runCancellable<VqaTaskResult>(
       this.executor,
@@ -89,6 +103,7 @@ export class VleVqa extends VisionModelBase {
         imageEmbeds: stage.imageEmbeds,
         inputIds,
         attentionMask: inputIds.map(() => 1),
+        imageKey,
       },
       signal,
     );
@@ -96,12 +111,13 @@ export class VleVqa extends VisionModelBase {
     const candidates: Candidate[] = topKIndices(probabilities, topK).map((index) => ({ answer: this.labels[index]!, score: probabilities[index]! }));
     return {
       candidates,
-      imageCached: false,
+      imageCached: result.imageStateCached === true,
       timings: {
         ...stage.timings,
         ...(result.timings.preprocess === undefined ? {} : { preprocess: result.timings.preprocess }),
         ...(result.timings.vision === undefined ? {} : { vision: result.timings.vision }),
         fusion: result.timings.fusion,
+        ...(result.timings.fusionImage === undefined ? {} : { fusionImage: result.timings.fusionImage }),
         total: performance.now() - started,
       },
       model: this.name,

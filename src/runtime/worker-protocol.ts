@@ -18,6 +18,11 @@ export interface WorkerModelSpec {
   session: GraphSessionOptions;
   /** Preprocessing runs in the worker: an exact resize of a large photo is CPU work the event loop must not do. */
   preprocessor: PreprocessorConfig;
+  /**
+   * VLE: bytes of fusion image state each worker caches per image (fusion-parts.ts); 0 or absent runs the fusion
+   * graph whole.
+   */
+  fusionCacheBytes?: number;
 }
 
 export interface CaptionTask {
@@ -40,6 +45,8 @@ export interface VqaTask {
   imageEmbeds?: TensorData;
   inputIds: number[];
   attentionMask: number[];
+  /** Names the image (its bytes' hash) for the worker's fusion image-state cache; absent for bare pixels. */
+  imageKey?: string;
   cancel?: SharedArrayBuffer;
 }
 
@@ -61,10 +68,15 @@ export interface CaptionTaskResult {
 export interface VqaTaskResult {
   logits: Float32Array;
   imageEmbeds?: TensorData;
+  /** The worker had the image's fusion state: neither the image encoder nor fusion's image part ran. */
+  imageStateCached?: boolean;
   cancelled: boolean;
-  timings: { preprocess?: number; vision?: number; fusion: number };
+  /** `fusion` includes `fusionImage`, the image part's run, when it ran. */
+  timings: { preprocess?: number; vision?: number; fusion: number; fusionImage?: number };
 }
 
 export interface LoadTaskResult {
   graphs: Record<string, { inputNames: string[]; outputNames: string[] }>;
+  /** Present when the fusion graph opened as its image and text parts. */
+  fusionSplit?: { handoff: string[] };
 }

@@ -6,7 +6,8 @@ import { openVisionModels, printJson } from '../shared.js';
 export async function runAsk(image: string, question: string, options: LlmCommandOptions): Promise<void> {
   // A bad --llm setup (no key for api.openai.com) should fail before the models spend seconds loading.
   const llm = await createLlmForCli(options);
-  const vision = await openVisionModels(options).catch(async (error: unknown) => {
+  // One question per process: nothing would reuse fusion's cached image part, and splitting the graph costs load time.
+  const vision = await openVisionModels(options, { fusionCacheBytes: 0 }).catch(async (error: unknown) => {
     await disposeLlmForCli(llm);
     throw error;
   });

@@ -17,7 +17,8 @@ export function register(program: Command): void {
   ).action(async (image: string, question: string, options: CandidatesCommandOptions) => {
     const folder = await resolveModelFolder(options.vqaModel, options);
     const { VleVqa } = await import('../../runtime/vle-vqa.js');
-    const vqa = await VleVqa.load(folder, { threads: options.threads, workers: options.workers, quantized: options.int8 });
+    // One question per process: no follow-up would reuse fusion's cached image part (see ask-action.ts).
+    const vqa = await VleVqa.load(folder, { threads: options.threads, workers: options.workers, quantized: options.int8, fusionCacheBytes: 0 });
     try {
       const { candidates } = await vqa.candidates(image, question, { topK: options.topK });
       if (options.json) {

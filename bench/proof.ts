@@ -68,8 +68,11 @@ export interface Proof {
   stages: Record<string, Record<string, StageCompute>>;
   /** The first question as the library runs it by default (caption and candidates asked at once), all cores. */
   firstQuestionStages: Record<string, StageCompute>;
-  /** null without FLOP counts. */
-  bound: { allCoresThreads: number; ceilingGflops: number; firstQuestion: BoundRatio; followUp: BoundRatio } | null;
+  /**
+   * null without FLOP counts. followUp counts the follow-up's fusion whole (issue 14's bound); followUpWork only what
+   * it computes, fusion's image part coming from the worker's cache.
+   */
+  bound: { allCoresThreads: number; ceilingGflops: number; firstQuestion: BoundRatio; followUp: BoundRatio; followUpWork: BoundRatio } | null;
   /** ONNX ms / PyTorch ms per stage per thread count (below 1: onnxruntime is faster), and the torch version. */
   pytorch: { torch: string; onnxOverPytorch: Record<string, Partial<Record<PytorchStage, number>>>; onnxMs: Record<string, Partial<Record<PytorchStage, number>>>; pytorchMs: PytorchBaseline['threads'] } | { skipped: string } | null;
   int8: { speedup: Record<string, number>; slowestGraph: string; slowestGraphSpeedup: number; firstQuestionSpeedup: number | null; top1Agreement: number | null; captionAgreement: number | null; vnni: boolean | null; vnniUnknown?: string } | null;
@@ -160,6 +163,7 @@ export function buildProof(inputs: ProofInputs): Proof {
         ceilingGflops: ceilingAll,
         firstQuestion: boundRatio(flopCounts.firstQuestion.gflop, ceilingAll, inputs.firstQuestion.wall),
         followUp: boundRatio(flopCounts.followUp.gflop, ceilingAll, inputs.firstQuestion.followUpWall),
+        followUpWork: boundRatio(flopCounts.followUp.gflop - flopCounts.fusionImage.gflop, ceilingAll, inputs.firstQuestion.followUpWall),
       }
     : null;
 
@@ -218,7 +222,7 @@ export function buildProof(inputs: ProofInputs): Proof {
     fullSize: inputs.fullSize,
     skipped,
     firstQuestion: bound?.firstQuestion,
-    followUp: bound?.followUp,
+    followUp: bound ? { ...bound.followUp, workRatio: bound.followUpWork.ratio, cachedGflop: significant(flopCounts!.fusionImage.gflop) } : undefined,
     pytorch: slowestPytorch,
     memory: memory ? { ratio: memory.ratio, rssMiB: memory.rssAfterLoadMiB, weightMiB: memory.weightMiB } : undefined,
     coldStart: inputs.coldStart ? { askMs: inputs.coldStart.askMs } : undefined,
@@ -305,7 +309,7 @@ export function printProof(proof: Proof): void {
   }
   if (proof.bound) {
     console.log(`against the all-cores bound (GFLOP / ${proof.bound.ceilingGflops} GFLOP/s):`);
-    console.table({ firstQuestion: proof.bound.firstQuestion, followUp: proof.bound.followUp });
+    console.table({ firstQuestion: proof.bound.firstQuestion, followUp: proof.bound.followUp, 'followUp (work done)': proof.bound.followUpWork });
   }
   if (proof.pytorch && 'skipped' in proof.pytorch) console.log(`PyTorch eager baseline: skipped (${proof.pytorch.skipped})`);
   else if (proof.pytorch) {

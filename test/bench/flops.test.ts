@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { crossAttentionCacheFlops, fusionFlops, greedyDecodeFlops, questionFlops, vitFlops, type DecoderDims, type FusionDims } from '../../dist/bench/flops.js';
+import { crossAttentionCacheFlops, fusionFlops, fusionImageFlops, greedyDecodeFlops, questionFlops, vitFlops, type DecoderDims, type FusionDims } from '../../dist/bench/flops.js';
 import { tinyBlip, tinyVle } from '../helpers/fixtures.js';
 
 // Reference counts from torch.utils.flop_counter.FlopCounterMode over the exporter's own modules
@@ -39,6 +39,16 @@ describe('bench FLOP counts', () => {
     expect(crossAttentionCacheFlops(blipDecoder)).toBe(TORCH.fullSize.crossAttention);
     expect(greedyDecodeFlops(blipDecoder, { promptTokens: 1, steps: 19 })).toBe(TORCH.fullSize.decoder);
     expect(fusionFlops(vleFusion, 8)).toBe(TORCH.fullSize.fusion);
+  });
+
+  it("should count fusion's image-only part as torch does: layer 0's image self-attention and cross-attention query, the text stream's first cross-attention keys and values", () => {
+    // FlopCounterMode over those calls of the exporter's CoAttentionLayer (image tokens 1297, width 768).
+    expect(fusionImageFlops(vleFusion)).toBe(15_877_770_240);
+    // About 9% of the fusion of an 8-token question: what a follow-up no longer computes.
+    expect(fusionImageFlops(vleFusion) / fusionFlops(vleFusion, 8)).toBeCloseTo(0.088, 3);
+    const flops = questionFlops({ captionFolder: tinyBlip, vqaFolder: tinyVle, questionTokens: 8, captionSteps: 19 })!;
+    expect(flops.fusionImage.gflop).toBeGreaterThan(0);
+    expect(flops.fusionImage.gflop).toBeLessThan(flops.fusion.gflop);
   });
 
   it('should grow the fusion with the question and the decoder with every step', () => {

@@ -15,7 +15,7 @@ function inputs(overrides: Partial<ProofInputs> = {}): ProofInputs {
       2: summarizeCeiling(2, 1, new Map([['a', [200]]])),
     },
     allCores: 2,
-    flops: { captionVision: estimate(110), crossAttention: estimate(16), decoder: estimate(5), vqaVision: estimate(285), fusion: estimate(180), firstQuestion: estimate(596), followUp: estimate(180) },
+    flops: { captionVision: estimate(110), crossAttention: estimate(16), decoder: estimate(5), vqaVision: estimate(285), fusion: estimate(180), fusionImage: estimate(16), firstQuestion: estimate(596), followUp: estimate(180) },
     questionTokens: 8,
     followUpTokens: 7,
     captionSteps: 19,
@@ -37,6 +37,14 @@ describe('buildProof', () => {
     expect(proof.bound.followUp.ratio).toBe(1.2);
     expect(proof.targets.find((row) => row.id === 'firstQuestion')!.met).toBe(true);
     expect(proof.targets.find((row) => row.id === 'followUp')!.met).toBe(true);
+  });
+
+  it("should also put the follow-up against the work it does, fusion's cached image part left out", () => {
+    const proof = buildProof(inputs());
+    // 180 - 16 = 164 GFLOP at 200 GFLOP/s = 820 ms; measured 1,080 ms.
+    expect(proof.bound.followUpWork).toEqual({ gflop: 164, boundMs: 820, measuredMs: 1080, ratio: 1.317 });
+    expect(proof.targets.find((row) => row.id === 'followUp')!.note).toContain('reuses its image part (16 GFLOP)');
+    expect(proof.targets.find((row) => row.id === 'followUp')!.note).toContain('1.32x the bound of the work it does');
   });
 
   it("should rate each stage against the ceiling at the threads it ran on", () => {

@@ -21,6 +21,25 @@ export interface LoadMemoryResult {
   rssAfterQuestionRatio: number;
   firstQuestionMs: number;
   answer: string;
+  /**
+   * RSS after load split as Linux reports it (/proc/self/status; absent elsewhere): anonymous memory (heaps,
+   * onnxruntime's pre-packed weights, arenas) and file pages (weights onnxruntime maps from `.onnx.data` files, the
+   * kernel's to drop and read again under memory pressure; rows of an embedding table never read are not resident).
+   */
+  rssAfterLoadSplitMiB?: { anonymous: number; file: number };
+}
+
+/** RssAnon and RssFile of this process in MiB, where /proc says them. */
+export function residentSplit(): { anonymous: number; file: number } | undefined {
+  try {
+    const status = readFileSync('/proc/self/status', 'utf8');
+    const kib = (field: string) => Number(new RegExp(`^${field}:\\s+(\\d+) kB`, 'm').exec(status)?.[1]);
+    const anonymous = kib('RssAnon');
+    const file = kib('RssFile');
+    return Number.isFinite(anonymous) && Number.isFinite(file) ? { anonymous: Math.round(anonymous / 1024), file: Math.round(file / 1024) } : undefined;
+  } catch {
+    return undefined;
+  }
 }
 
 const root = packageRoot();
@@ -46,6 +65,7 @@ export async function benchLoadMemory(options: {
   const loadMs = performance.now() - started;
   try {
     const rssAfterLoad = process.memoryUsage().rss;
+    const split = residentSplit();
     const image = readFileSync(join(root, 'test', 'fixtures', 'eval', 'dogs.jpg'));
     const questionStarted = performance.now();
     const [caption, answers] = await Promise.all([vision.caption(image), vision.candidates(image, 'What is in the picture?')]);
@@ -61,6 +81,7 @@ export async function benchLoadMemory(options: {
       rssAfterQuestionRatio: Math.round((rssAfterQuestion / weightBytes) * 100) / 100,
       firstQuestionMs: Math.round(firstQuestionMs),
       answer: `${caption.caption} | ${answers.candidates[0]!.answer}`,
+      ...(split ? { rssAfterLoadSplitMiB: split } : {}),
     };
   } finally {
     await vision.dispose();

@@ -77,7 +77,7 @@ export interface Proof {
   pytorch: { torch: string; onnxOverPytorch: Record<string, Partial<Record<PytorchStage, number>>>; onnxMs: Record<string, Partial<Record<PytorchStage, number>>>; pytorchMs: PytorchBaseline['threads'] } | { skipped: string } | null;
   int8: { speedup: Record<string, number>; slowestGraph: string; slowestGraphSpeedup: number; firstQuestionSpeedup: number | null; top1Agreement: number | null; captionAgreement: number | null; vnni: boolean | null; vnniUnknown?: string } | null;
   coldStart: ColdStartResult | null;
-  memory: { weightMiB: number; rssAfterLoadMiB: number; ratio: number; rssAfterQuestionMiB: number; ratioAfterQuestion: number } | null;
+  memory: { weightMiB: number; rssAfterLoadMiB: number; ratio: number; rssAfterQuestionMiB: number; ratioAfterQuestion: number; rssAfterLoadSplitMiB?: { anonymous: number; file: number } } | null;
   /** Why a part has no figures (it failed, or an option skipped it), by target row. */
   skipped: Partial<Record<TargetRow['id'], string>>;
   targets: TargetRow[];
@@ -214,7 +214,14 @@ export function buildProof(inputs: ProofInputs): Proof {
   }
 
   const memory = inputs.memory
-    ? { weightMiB: inputs.memory.weightMiB, rssAfterLoadMiB: inputs.memory.rssAfterLoadMiB, ratio: inputs.memory.rssAfterLoadRatio, rssAfterQuestionMiB: inputs.memory.rssAfterQuestionMiB, ratioAfterQuestion: inputs.memory.rssAfterQuestionRatio }
+    ? {
+        weightMiB: inputs.memory.weightMiB,
+        rssAfterLoadMiB: inputs.memory.rssAfterLoadMiB,
+        ratio: inputs.memory.rssAfterLoadRatio,
+        rssAfterQuestionMiB: inputs.memory.rssAfterQuestionMiB,
+        ratioAfterQuestion: inputs.memory.rssAfterQuestionRatio,
+        ...(inputs.memory.rssAfterLoadSplitMiB ? { rssAfterLoadSplitMiB: inputs.memory.rssAfterLoadSplitMiB } : {}),
+      }
     : null;
 
   const skipped = { ...inputs.skipped };
@@ -323,7 +330,11 @@ export function printProof(proof: Proof): void {
     const cold = proof.coldStart;
     console.log(`cold start (median of ${cold.runs}): ask ${cold.askMs} ms, import alone ${cold.importMs} ms (a process that only imports: ${cold.importProcessMs} ms; node -e 0: ${cold.nodeStartMs} ms)`);
   }
-  if (proof.memory) console.log(`RSS after load ${proof.memory.rssAfterLoadMiB} MiB = ${proof.memory.ratio}x the ${proof.memory.weightMiB} MiB of graphs (after a question: ${proof.memory.ratioAfterQuestion}x)`);
+  if (proof.memory) {
+    const split = proof.memory.rssAfterLoadSplitMiB;
+    const parts = split ? `; ${split.anonymous} MiB anonymous, ${split.file} MiB mapped from files` : '';
+    console.log(`RSS after load ${proof.memory.rssAfterLoadMiB} MiB = ${proof.memory.ratio}x the ${proof.memory.weightMiB} MiB of graphs (after a question: ${proof.memory.ratioAfterQuestion}x)${parts}`);
+  }
   console.log('\ntargets:');
   console.table(proof.targets.map((row) => ({ target: row.target, measured: row.display, met: row.met === null ? '-' : row.met ? 'met' : 'NOT met', note: row.note ?? '' })));
 }

@@ -367,7 +367,8 @@ async function main(): Promise<void> {
     if ('value' in measured) {
       memory = measured.value;
       console.log(`\n## Memory (${useFullSize ? 'full-size stand-ins' : 'tiny test models'}, a fresh process)`);
-      console.log(`load ${memory.loadMs} ms; RSS ${memory.rssAfterLoadMiB} MiB after load (${memory.rssAfterLoadRatio}x the ${memory.weightMiB} MiB of graphs), ${memory.rssAfterQuestionMiB} MiB after a question (${memory.rssAfterQuestionRatio}x)`);
+      const split = memory.rssAfterLoadSplitMiB ? ` (${memory.rssAfterLoadSplitMiB.anonymous} MiB anonymous, ${memory.rssAfterLoadSplitMiB.file} MiB file pages)` : '';
+      console.log(`load ${memory.loadMs} ms; RSS ${memory.rssAfterLoadMiB} MiB after load${split} (${memory.rssAfterLoadRatio}x the ${memory.weightMiB} MiB of graphs), ${memory.rssAfterQuestionMiB} MiB after a question (${memory.rssAfterQuestionRatio}x)`);
     } else skipped.memory = measured.failed;
   }
   let int8: Int8BenchResult | null = null;

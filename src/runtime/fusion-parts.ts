@@ -21,54 +21,64 @@ export const MAX_SPLIT_GRAPH_BYTES = 256 * 1024 * 1024;
 /** The image part's outputs for one image: what the text part reads besides the question. */
 export type ImageState = Record<string, TensorData>;
 
-export class FusionParts {
-  private readonly cache?: LRUCache<string, ImageState>;
+/** Why the fusion graph runs whole: caching off, or why it was not split (a reason of splitImageWork, or an error). */
+export type WholeReason = string;
 
+export class FusionParts {
   private constructor(
     readonly imagePart: OnnxGraph,
     readonly textPart: OnnxGraph,
     readonly handoff: readonly string[],
-    cacheBytes: number,
-  ) {
-    if (cacheBytes > 0) {
-      this.cache = new LRUCache<string, ImageState>({
-        maxSize: cacheBytes,
-        sizeCalculation: (state) => Math.max(1, Object.values(state).reduce((bytes, tensor) => bytes + tensor.data.byteLength, 0)),
-      });
-    }
-  }
+    private readonly cache: LRUCache<string, ImageState>,
+  ) {}
 
   /**
-   * Opens the fusion graph as its two parts, or returns undefined where it stays whole: caching off, a graph file
-   * with its weights inside it, or a graph with no image-only work to cut out.
+   * Opens the fusion graph as its two parts, or says why it stays whole: caching off, a graph file over
+   * MAX_SPLIT_GRAPH_BYTES, a graph with no image-only work to cut out, or parts that onnxruntime or the manifest
+   * reject. Nothing here fails the model's load: the caller opens the graph whole instead, and that load reports
+   * whatever is wrong with the graph itself.
    */
-  static async open(name: string, file: GraphFile, session: GraphSessionOptions, cacheBytes: number): Promise<FusionParts | undefined> {
-    if (cacheBytes <= 0) return undefined;
-    if ((await stat(file.path)).size > MAX_SPLIT_GRAPH_BYTES) return undefined;
-    const split = splitImageWork(await readFile(file.path), IMAGE_INPUTS);
-    if (!('imagePart' in split)) return undefined;
-    const folder = dirname(file.path);
-    const imagePart = await OnnxGraph.fromBytes(`${name} (image part)`, split.imagePart, file.path, folder, session);
-    let textPart: OnnxGraph;
+  static async open(name: string, file: GraphFile, session: GraphSessionOptions, cacheBytes: number): Promise<FusionParts | { whole: WholeReason }> {
+    if (!(cacheBytes > 0)) return { whole: 'fusionCacheBytes is 0' };
+    let split: ReturnType<typeof splitImageWork>;
     try {
-      textPart = await OnnxGraph.fromBytes(`${name} (text part)`, split.textPart(imagePart.outputTypes), file.path, folder, session);
+      const bytes = (await stat(file.path)).size;
+      if (bytes > MAX_SPLIT_GRAPH_BYTES) return { whole: `${file.path} is ${bytes} bytes, over ${MAX_SPLIT_GRAPH_BYTES}: its weights are inside it (export it again)` };
+      split = splitImageWork(await readFile(file.path), IMAGE_INPUTS);
     } catch (error) {
-      await imagePart.dispose();
-      throw error;
+      return { whole: `could not read ${file.path} to split it: ${(error as Error).message}` };
     }
-    return new FusionParts(imagePart, textPart, split.handoff, cacheBytes);
+    if (!('imagePart' in split)) return { whole: split.reason };
+    const cache = new LRUCache<string, ImageState>({
+      maxSize: cacheBytes,
+      sizeCalculation: (state) => Math.max(1, Object.values(state).reduce((total, tensor) => total + tensor.data.byteLength, 0)),
+    });
+    const folder = dirname(file.path);
+    const opened: OnnxGraph[] = [];
+    try {
+      const imagePart = await OnnxGraph.fromBytes(`${name} (image part)`, split.imagePart, file.path, folder, session);
+      opened.push(imagePart);
+      const textPart = await OnnxGraph.fromBytes(`${name} (text part)`, split.textPart(imagePart.outputTypes), file.path, folder, session);
+      opened.push(textPart);
+      const mismatch = specMismatch(file, imagePart, textPart, split.handoff);
+      if (mismatch) throw new Error(mismatch);
+      return new FusionParts(imagePart, textPart, split.handoff, cache);
+    } catch (error) {
+      await Promise.all(opened.map((graph) => graph.dispose()));
+      return { whole: `the parts did not open: ${(error as Error).message}` };
+    }
   }
 
   /** The cached image state, if this worker has it. */
   cached(imageKey: string | undefined): ImageState | undefined {
-    return imageKey === undefined ? undefined : this.cache?.get(imageKey);
+    return imageKey === undefined ? undefined : this.cache.get(imageKey);
   }
 
   /** Runs the image part and caches its results under `imageKey` (when given and within the budget). */
   async imageState(imageEmbeds: TensorData, imageKey: string | undefined): Promise<{ state: ImageState; ms: number }> {
     const started = performance.now();
     const state = await this.imagePart.run({ [IMAGE_INPUTS[0]!]: imageEmbeds });
-    if (imageKey !== undefined) this.cache?.set(imageKey, state);
+    if (imageKey !== undefined) this.cache.set(imageKey, state);
     return { state, ms: performance.now() - started };
   }
 
@@ -79,11 +89,22 @@ export class FusionParts {
   }
 
   get cachedBytes(): number {
-    return this.cache?.calculatedSize ?? 0;
+    return this.cache.calculatedSize;
   }
 
   async dispose(): Promise<void> {
-    this.cache?.clear();
+    this.cache.clear();
     await Promise.all([this.imagePart.dispose(), this.textPart.dispose()]);
   }
+}
+
+/** What differs between the manifest's fusion graph and its two parts together, if anything. */
+function specMismatch(file: GraphFile, imagePart: OnnxGraph, textPart: OnnxGraph, handoff: readonly string[]): string | undefined {
+  const inputs = [...imagePart.inputNames, ...textPart.inputNames.filter((name) => !handoff.includes(name))].sort();
+  const expectedInputs = file.inputs.map((input) => input.name).sort();
+  const outputs = [...textPart.outputNames].sort();
+  const expectedOutputs = file.outputs.map((output) => output.name).sort();
+  if (JSON.stringify(inputs) !== JSON.stringify(expectedInputs)) return `the parts read ${inputs.join(', ')} where the manifest lists ${expectedInputs.join(', ')}`;
+  if (JSON.stringify(outputs) !== JSON.stringify(expectedOutputs)) return `the parts write ${outputs.join(', ')} where the manifest lists ${expectedOutputs.join(', ')}`;
+  return undefined;
 }

@@ -14,23 +14,18 @@ const { onnx } = onnxProto;
 type ModelProto = onnxProto.onnx.ModelProto;
 type NodeProto = onnxProto.onnx.INodeProto;
 
-/** Element types of the handed-over tensors as onnxruntime names them (its session metadata). */
+/**
+ * Element types a handed-over tensor may have, as onnxruntime names them (its session metadata): the ones the
+ * runtime passes between threads (OnnxGraph.run returns no others).
+ */
 const ELEMENT_TYPES: Record<string, number> = {
   float32: onnx.TensorProto.DataType.FLOAT,
-  float16: onnx.TensorProto.DataType.FLOAT16,
-  float64: onnx.TensorProto.DataType.DOUBLE,
   int64: onnx.TensorProto.DataType.INT64,
-  int32: onnx.TensorProto.DataType.INT32,
-  int8: onnx.TensorProto.DataType.INT8,
-  uint8: onnx.TensorProto.DataType.UINT8,
-  bool: onnx.TensorProto.DataType.BOOL,
 };
 
 /** What a handed-over tensor is, as onnxruntime reports the image part's outputs. */
 export interface HandoffType {
   type: string;
-  /** Sizes, or symbolic names for dynamic axes; absent when unknown. */
-  shape?: readonly (number | string)[];
 }
 
 export interface ImageSplit {
@@ -70,8 +65,9 @@ export function splitImageWork(modelBytes: Uint8Array, imageInputs: readonly str
 
   // Where each value comes from: a constant (initializer, or computed from constants only), the image inputs only,
   // or something else (a text input, possibly mixed with the image).
+  // An empty name is an omitted optional input or output: never a value.
   type Origin = 'constant' | 'image' | 'mixed';
-  const origin = new Map<string, Origin>([['', 'constant']]);
+  const origin = new Map<string, Origin>();
   const initializerNames = new Set((graph.initializer ?? []).map((tensor) => tensor.name ?? ''));
   for (const name of initializerNames) origin.set(name, 'constant');
   const realInputs = (graph.input ?? []).filter((input) => !initializerNames.has(input.name ?? ''));
@@ -79,9 +75,9 @@ export function splitImageWork(modelBytes: Uint8Array, imageInputs: readonly str
   if (!realInputs.some((input) => imageInputs.includes(input.name ?? ''))) return { reason: 'no_image_input' };
 
   const nodeOrigin: Origin[] = nodes.map((node) => {
-    const inputs = (node.input ?? []).map((name) => origin.get(name) ?? 'mixed');
+    const inputs = (node.input ?? []).filter((name) => name !== '').map((name) => origin.get(name) ?? 'mixed');
     const found: Origin = inputs.includes('mixed') ? 'mixed' : inputs.includes('image') ? 'image' : 'constant';
-    for (const output of node.output ?? []) origin.set(output, found);
+    for (const output of node.output ?? []) if (output !== '') origin.set(output, found);
     return found;
   });
   if ((graph.output ?? []).some((output) => origin.get(output.name ?? '') !== 'mixed')) return { reason: 'image_only_output' };
@@ -90,7 +86,9 @@ export function splitImageWork(modelBytes: Uint8Array, imageInputs: readonly str
   const handoff: string[] = [];
   nodes.forEach((node, index) => {
     if (nodeOrigin[index] !== 'mixed') return;
-    for (const name of node.input ?? []) if (origin.get(name) === 'image' && !imageInputs.includes(name) && !handoff.includes(name)) handoff.push(name);
+    for (const name of node.input ?? []) {
+      if (name !== '' && origin.get(name) === 'image' && !imageInputs.includes(name) && !handoff.includes(name)) handoff.push(name);
+    }
   });
   const imageComputes = nodeOrigin.includes('image');
   if (handoff.length === 0 || !imageComputes) return { reason: 'no_image_work' };
@@ -117,16 +115,13 @@ export function splitImageWork(modelBytes: Uint8Array, imageInputs: readonly str
     handoff,
     nodes: { image: imageNodes.length, text: textNodes.length },
     textPart(types) {
+      // Element types only: onnxruntime reports unknown sizes as "" and an uninferred shape as [], neither of
+      // which reads back as what it means; the text part infers shapes from its own nodes.
       const handoffInputs = handoff.map((name) => {
         const found = types[name];
         const elemType = found ? ELEMENT_TYPES[found.type] : undefined;
         if (!found || elemType === undefined) throw new Error(`no usable element type for handed-over tensor ${name} (${found?.type ?? 'missing'})`);
-        const shape = found.shape
-          ? onnx.TensorShapeProto.create({
-              dim: found.shape.map((size) => onnx.TensorShapeProto.Dimension.create(typeof size === 'number' && size >= 0 ? { dimValue: size } : { dimParam: String(size) })),
-            })
-          : undefined;
-        return onnx.ValueInfoProto.create({ name, type: onnx.TypeProto.create({ tensorType: onnx.TypeProto.Tensor.create({ elemType, shape }) }) });
+        return onnx.ValueInfoProto.create({ name, type: onnx.TypeProto.create({ tensorType: onnx.TypeProto.Tensor.create({ elemType }) }) });
       });
       const textGraph = onnx.GraphProto.create({
         name: `${graph.name ?? 'graph'}_text_part`,
@@ -149,7 +144,7 @@ function partNodes(nodes: NodeProto[], nodeOrigin: string[], part: 'image' | 'mi
   const keep = new Array<boolean>(nodes.length).fill(false);
   for (let index = nodes.length - 1; index >= 0; index -= 1) {
     const node = nodes[index]!;
-    const wanted = (node.output ?? []).some((name) => needed.has(name));
+    const wanted = (node.output ?? []).some((name) => name !== '' && needed.has(name));
     const kind = nodeOrigin[index];
     if (!wanted || (kind !== part && kind !== 'constant')) continue;
     keep[index] = true;

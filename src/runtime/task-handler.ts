@@ -23,6 +23,8 @@ type LoadedGraphs = Record<string, OnnxGraph>;
 interface LoadedModel {
   graphs: LoadedGraphs;
   fusionParts?: FusionParts;
+  /** Why the fusion graph runs whole (VLE only). */
+  fusionWhole?: string;
 }
 
 // One entry per model: the graphs of a model are created once per thread and reused by every task.
@@ -40,21 +42,27 @@ async function modelFor(model: WorkerModelSpec): Promise<LoadedModel> {
 
 async function openModel(model: WorkerModelSpec): Promise<LoadedModel> {
   const opened: LoadedModel = { graphs: {} };
-  try {
-    await Promise.all(
-      Object.entries(model.graphs).map(async ([name, file]) => {
-        if (model.kind === 'vle-vqa' && name === 'fusion' && (model.fusionCacheBytes ?? 0) > 0) {
-          // Loaded only here (it brings onnx-proto and lru-cache), the worker's one dynamic import (nodejs/node#52187).
-          const { FusionParts } = await import('./fusion-parts.js');
-          opened.fusionParts = await FusionParts.open(name, file, model.session, model.fusionCacheBytes!);
-          if (opened.fusionParts) return;
+  // Every graph opens at once; on a failure, wait for the others and release what did open.
+  const results = await Promise.allSettled(
+    Object.entries(model.graphs).map(async ([name, file]) => {
+      if (model.kind === 'vle-vqa' && name === 'fusion' && (model.fusionCacheBytes ?? 0) > 0) {
+        // Loaded only here (it brings onnx-proto and lru-cache), the worker's one dynamic import (nodejs/node#52187).
+        const { FusionParts } = await import('./fusion-parts.js');
+        const parts = await FusionParts.open(name, file, model.session, model.fusionCacheBytes!);
+        if ('whole' in parts) opened.fusionWhole = parts.whole;
+        else {
+          opened.fusionParts = parts;
+          return;
         }
-        opened.graphs[name] = await OnnxGraph.create(file.path, { name, ...file }, model.session);
-      }),
-    );
-  } catch (error) {
+      }
+      if (model.kind === 'vle-vqa' && name === 'fusion' && opened.fusionWhole === undefined) opened.fusionWhole = 'fusionCacheBytes is 0';
+      opened.graphs[name] = await OnnxGraph.create(file.path, { name, ...file }, model.session);
+    }),
+  );
+  const failed = results.find((result): result is PromiseRejectedResult => result.status === 'rejected');
+  if (failed) {
     await disposeModel(opened);
-    throw error;
+    throw failed.reason;
   }
   return opened;
 }
@@ -152,12 +160,13 @@ export async function handleTask(task: WorkerTask): Promise<CaptionTaskResult | 
     case 'vqa':
       return runVqa(task);
     case 'load': {
-      const { graphs, fusionParts } = await modelFor(task.model);
+      const { graphs, fusionParts, fusionWhole } = await modelFor(task.model);
       return {
         graphs: Object.fromEntries(
           Object.entries(graphs).map(([name, loadedGraph]) => [name, { inputNames: [...loadedGraph.inputNames], outputNames: [...loadedGraph.outputNames] }]),
         ),
         ...(fusionParts ? { fusionSplit: { handoff: [...fusionParts.handoff] } } : {}),
+        ...(fusionWhole === undefined ? {} : { fusionWhole }),
       };
     }
     default:

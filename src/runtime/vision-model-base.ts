@@ -8,7 +8,7 @@ import { EmbeddingCache, type SharedImageWork } from './embedding-cache.js';
 import { createExecutor, defaultThreadsPerWorker, type Executor } from './executor.js';
 import { loadModelFolder, type LoadedModelFolder } from './model-loader.js';
 import type { GraphSessionOptions } from './onnx-session.js';
-import type { WorkerModelSpec } from './worker-protocol.js';
+import type { LoadTaskResult, WorkerModelSpec } from './worker-protocol.js';
 
 export interface VisionModelOptions {
   /** Worker threads for this model; 0 runs inference on the calling thread. Default 1. */
@@ -51,6 +51,8 @@ export interface OpenedModel {
   model: LoadedModelFolder;
   executor: Executor;
   ownsExecutor: boolean;
+  /** What the worker reported when it opened the sessions. */
+  loaded: LoadTaskResult;
 }
 
 /**
@@ -61,6 +63,8 @@ export interface OpenedModel {
 export async function openModel(folder: string, kind: WorkerModelSpec['kind'], options: VisionModelOptions): Promise<OpenedModel> {
   const workers = options.workers ?? 1;
   const threads = options.threads ?? options.coreBudget?.cores ?? defaultThreadsPerWorker(workers);
+  const fusionCacheBytes = options.fusionCacheBytes ?? DEFAULT_FUSION_CACHE_BYTES;
+  checkInteger('fusionCacheBytes', fusionCacheBytes, 0, Number.MAX_SAFE_INTEGER);
   const inner = options.executor ?? createExecutor({ workers });
   const executor = options.coreBudget ? budgetExecutor(inner, { budget: options.coreBudget, cores: threads, leadMs: options.runLeadMs }) : inner;
   try {
@@ -68,10 +72,10 @@ export async function openModel(folder: string, kind: WorkerModelSpec['kind'], o
       quantized: options.quantized,
       verifyChecksums: options.verifyChecksums,
       session: { ...options.sessionOptions, intraOpNumThreads: threads },
-      fusionCacheBytes: options.fusionCacheBytes ?? DEFAULT_FUSION_CACHE_BYTES,
+      fusionCacheBytes,
     });
-    await executor.run({ type: 'load', model: model.spec });
-    return { model, executor, ownsExecutor: !options.executor };
+    const loaded = await executor.run<LoadTaskResult>({ type: 'load', model: model.spec });
+    return { model, executor, ownsExecutor: !options.executor, loaded };
   } catch (error) {
     if (!options.executor) await executor.destroy();
     throw error;

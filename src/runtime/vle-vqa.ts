@@ -20,6 +20,12 @@ export const DEFAULT_TOP_K = 5;
  * const { candidates } = await vqa.candidates('dogs.jpg', 'How many dogs are there?', { topK: 3 });
  */
 export class VleVqa extends VisionModelBase {
+  /**
+   * How the fusion graph runs: as two parts, the image part's outputs (`handoff`) cached per image in each worker,
+   * or whole, and why (`fusionCacheBytes: 0`, a graph file with its weights inside, a graph with nothing to cut).
+   */
+  readonly fusionImageCache: { handoff: readonly string[] } | { whole: string };
+
   private constructor(
     opened: OpenedModel,
     private readonly labels: string[],
@@ -27,6 +33,7 @@ export class VleVqa extends VisionModelBase {
     options: VisionModelOptions,
   ) {
     super(opened, options);
+    this.fusionImageCache = opened.loaded.fusionSplit ?? { whole: opened.loaded.fusionWhole ?? 'no fusion graph' };
   }
 
   /**
@@ -35,7 +42,10 @@ export class VleVqa extends VisionModelBase {
    */
   private imageStateGeneration = 0;
 
-  /** Drops what is cached per image, here and (for later questions) in the workers. */
+  /**
+   * Drops what is cached per image: here at once; in the workers by moving to a new cache key, so nothing cached
+   * before is used again (those entries stay in memory, within `fusionCacheBytes`, until newer ones evict them).
+   */
   override clearCache(): void {
     super.clearCache();
     this.imageStateGeneration += 1;

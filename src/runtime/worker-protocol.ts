@@ -79,4 +79,6 @@ export interface LoadTaskResult {
   graphs: Record<string, { inputNames: string[]; outputNames: string[] }>;
   /** Present when the fusion graph opened as its image and text parts. */
   fusionSplit?: { handoff: string[] };
+  /** Present when a VLE fusion graph opened whole: why. */
+  fusionWhole?: string;
 }

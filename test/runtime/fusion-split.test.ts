@@ -7,6 +7,7 @@ import { splitImageWork } from '../../dist/src/runtime/fusion-split.js';
 import { FusionParts } from '../../dist/src/runtime/fusion-parts.js';
 import { int64Tensor, OnnxGraph, type TensorData } from '../../dist/src/runtime/onnx-session.js';
 import { VleVqa } from '../../dist/src/runtime/vle-vqa.js';
+import { InvalidOptionError } from '../../dist/src/errors/index.js';
 import { fixtureImage, tinyVle } from '../helpers/fixtures.js';
 
 const { onnx } = onnxProto;
@@ -85,6 +86,31 @@ describe('splitImageWork', () => {
     const state = await imagePart.run({ image: feeds.image });
     const actual = (await textPart.run({ text: feeds.text, ...state })).out!.data;
     expect([...actual]).toEqual([...expected]);
+    await Promise.all([whole.dispose(), imagePart.dispose(), textPart.dispose()]);
+  });
+
+  it('should treat empty names as omitted optional inputs and outputs, never as a value of either side', async () => {
+    // Dropout's optional mask output and Clip's optional min and max are left out ('').
+    const nodes = [
+      node('Add', ['W', 'W'], ['W2']),
+      node('MatMul', ['image', 'W'], ['a']),
+      node('Dropout', ['a'], ['b', '']),
+      node('MatMul', ['b', 'W2'], ['c']),
+      node('MatMul', ['text', 'W2'], ['t0']),
+      node('Clip', ['t0', '', ''], ['t']),
+      node('Add', ['c', 't'], ['out']),
+    ];
+    const bytes = model(nodes);
+    const split = splitImageWork(bytes, ['image']);
+    if (!('imagePart' in split)) throw new Error(`not split: ${split.reason}`);
+    expect(split.handoff).toEqual(['c']);
+    expect(split.nodes).toEqual({ image: 4, text: 4 });
+    const whole = await OnnxGraph.fromBytes('whole', bytes, 'test', tmpdir());
+    const imagePart = await OnnxGraph.fromBytes('image', split.imagePart, 'test', tmpdir());
+    const textPart = await OnnxGraph.fromBytes('text', split.textPart(imagePart.outputTypes), 'test', tmpdir());
+    const feeds = { image: tensor([1, 2, -3, 0.5]), text: tensor([0, 1, 2, -1]) };
+    const state = await imagePart.run({ image: feeds.image });
+    expect([...(await textPart.run({ text: feeds.text, ...state })).out!.data]).toEqual([...(await whole.run(feeds)).out!.data]);
     await Promise.all([whole.dispose(), imagePart.dispose(), textPart.dispose()]);
   });
 
@@ -167,7 +193,7 @@ describe('VLE fusion in two parts', () => {
     const spec = JSON.parse(await readFile(join(tinyVle, 'vqa-llm.json'), 'utf8')).graphs.fusion;
     const whole = await OnnxGraph.create(path, { name: 'fusion', ...spec });
     const parts = await FusionParts.open('fusion', { path, ...spec }, {}, 1 << 20);
-    if (!parts) throw new Error('tiny-vle fusion was not split');
+    if ('whole' in parts) throw new Error(`tiny-vle fusion was not split: ${parts.whole}`);
     const imageEmbeds: TensorData = { type: 'float32', data: Float32Array.from({ length: 17 * 32 }, (_, index) => Math.sin(index * 0.37)), dims: [1, 17, 32] };
     const ids = [1, 5, 9, 2];
     const question = { input_ids: int64Tensor(ids, [1, 4]), attention_mask: int64Tensor([1, 1, 1, 1], [1, 4]) };
@@ -178,6 +204,15 @@ describe('VLE fusion in two parts', () => {
     expect(actual.length).toBe(expected.length);
     actual.forEach((value, index) => expect(Math.abs(value - expected[index]!)).toBeLessThan(1e-5));
     await Promise.all([whole.dispose(), parts.dispose()]);
+  });
+
+  it('should run the graph whole, saying why, when its parts do not match the manifest', async () => {
+    const spec = JSON.parse(await readFile(join(tinyVle, 'vqa-llm.json'), 'utf8')).graphs.fusion;
+    const path = join(tinyVle, 'onnx', 'fusion.onnx');
+    const extraInput = { ...spec, inputs: [...spec.inputs, { name: 'token_type_ids', dtype: 'int64', shape: ['batch', 'sequence'] }] };
+    const opened = await FusionParts.open('fusion', { path, ...extraInput }, {}, 1 << 20);
+    expect(opened).toEqual({ whole: expect.stringContaining('where the manifest lists') });
+    expect(await FusionParts.open('fusion', { path, ...spec }, {}, 0)).toEqual({ whole: 'fusionCacheBytes is 0' });
   });
 });
 
@@ -204,6 +239,16 @@ describe('VleVqa with the fusion image-state cache', () => {
         actual.candidates.forEach((candidate, index) => expect(Math.abs(candidate.score - expected.candidates[index]!.score)).toBeLessThan(1e-6));
       }
     }
+  });
+
+  it('should say how each runs its fusion graph', () => {
+    expect(whole.fusionImageCache).toEqual({ whole: 'fusionCacheBytes is 0' });
+    expect('handoff' in split.fusionImageCache && split.fusionImageCache.handoff.length).toBe(4);
+  });
+
+  it('should refuse a cache budget that is not a whole number of bytes', async () => {
+    await expect(VleVqa.load(tinyVle, { fusionCacheBytes: 1.5 })).rejects.toThrow(InvalidOptionError);
+    await expect(VleVqa.load(tinyVle, { fusionCacheBytes: -1 })).rejects.toThrow(/fusionCacheBytes must be an integer/);
   });
 
   it('should run the image part once per image, and only the text part for a follow-up', async () => {

@@ -40,13 +40,14 @@ export class FusionParts {
    */
   static async open(name: string, file: GraphFile, session: GraphSessionOptions, cacheBytes: number): Promise<FusionParts | { whole: WholeReason }> {
     if (!(cacheBytes > 0)) return { whole: 'fusionCacheBytes is 0' };
+    if (!Number.isSafeInteger(cacheBytes)) return { whole: `fusionCacheBytes must be a whole number of bytes, got ${cacheBytes}` };
     let split: ReturnType<typeof splitImageWork>;
     try {
       const bytes = (await stat(file.path)).size;
       if (bytes > MAX_SPLIT_GRAPH_BYTES) return { whole: `${file.path} is ${bytes} bytes, over ${MAX_SPLIT_GRAPH_BYTES}: its weights are inside it (export it again)` };
       split = splitImageWork(await readFile(file.path), IMAGE_INPUTS);
     } catch (error) {
-      return { whole: `could not read ${file.path} to split it: ${(error as Error).message}` };
+      return { whole: `could not read ${file.path} to split it: ${messageOf(error)}` };
     }
     if (!('imagePart' in split)) return { whole: split.reason };
     const cache = new LRUCache<string, ImageState>({
@@ -64,8 +65,8 @@ export class FusionParts {
       if (mismatch) throw new Error(mismatch);
       return new FusionParts(imagePart, textPart, split.handoff, cache);
     } catch (error) {
-      await Promise.all(opened.map((graph) => graph.dispose()));
-      return { whole: `the parts did not open: ${(error as Error).message}` };
+      await Promise.allSettled(opened.map((graph) => graph.dispose()));
+      return { whole: `the parts did not open: ${messageOf(error)}` };
     }
   }
 
@@ -107,4 +108,8 @@ function specMismatch(file: GraphFile, imagePart: OnnxGraph, textPart: OnnxGraph
   if (JSON.stringify(inputs) !== JSON.stringify(expectedInputs)) return `the parts read ${inputs.join(', ')} where the manifest lists ${expectedInputs.join(', ')}`;
   if (JSON.stringify(outputs) !== JSON.stringify(expectedOutputs)) return `the parts write ${outputs.join(', ')} where the manifest lists ${expectedOutputs.join(', ')}`;
   return undefined;
+}
+
+function messageOf(error: unknown): string {
+  return error instanceof Error ? error.message : String(error);
 }

@@ -26,6 +26,8 @@ const ELEMENT_TYPES: Record<string, number> = {
 /** What a handed-over tensor is, as onnxruntime reports the image part's outputs. */
 export interface HandoffType {
   type: string;
+  /** Sizes, axis names, or "" for unknown sizes, as onnxruntime reports them; [] or absent when not inferred. */
+  shape?: readonly (number | string)[];
 }
 
 export interface ImageSplit {
@@ -115,13 +117,12 @@ export function splitImageWork(modelBytes: Uint8Array, imageInputs: readonly str
     handoff,
     nodes: { image: imageNodes.length, text: textNodes.length },
     textPart(types) {
-      // Element types only: onnxruntime reports unknown sizes as "" and an uninferred shape as [], neither of
-      // which reads back as what it means; the text part infers shapes from its own nodes.
       const handoffInputs = handoff.map((name) => {
         const found = types[name];
         const elemType = found ? ELEMENT_TYPES[found.type] : undefined;
         if (!found || elemType === undefined) throw new Error(`no usable element type for handed-over tensor ${name} (${found?.type ?? 'missing'})`);
-        return onnx.ValueInfoProto.create({ name, type: onnx.TypeProto.create({ tensorType: onnx.TypeProto.Tensor.create({ elemType }) }) });
+        const shape = handoffShape(found.shape);
+        return onnx.ValueInfoProto.create({ name, type: onnx.TypeProto.create({ tensorType: onnx.TypeProto.Tensor.create({ elemType, ...(shape ? { shape } : {}) }) }) });
       });
       const textGraph = onnx.GraphProto.create({
         name: `${graph.name ?? 'graph'}_text_part`,
@@ -133,6 +134,22 @@ export function splitImageWork(modelBytes: Uint8Array, imageInputs: readonly str
       return encodeWith(model, textGraph);
     },
   };
+}
+
+/**
+ * A handed-over input's shape from onnxruntime's metadata, keeping its rank (onnxruntime's shape-dependent fusions
+ * need it): a size stays a size, a named axis a named axis, an unknown size ("" or negative) an unknown dimension.
+ * An empty list is how onnxruntime reports a shape it could not infer (as well as a scalar): no shape then.
+ */
+function handoffShape(shape: readonly (number | string)[] | undefined): onnxProto.onnx.TensorShapeProto | undefined {
+  if (!shape || shape.length === 0) return undefined;
+  return onnx.TensorShapeProto.create({
+    dim: shape.map((size) =>
+      onnx.TensorShapeProto.Dimension.create(
+        typeof size === 'number' ? (size >= 0 ? { dimValue: size } : {}) : size === '' ? {} : { dimParam: size },
+      ),
+    ),
+  });
 }
 
 /**

@@ -61,14 +61,17 @@ async function openModel(model: WorkerModelSpec): Promise<LoadedModel> {
   );
   const failed = results.find((result): result is PromiseRejectedResult => result.status === 'rejected');
   if (failed) {
-    await disposeModel(opened);
+    await disposeModel(opened).catch(() => undefined);
     throw failed.reason;
   }
   return opened;
 }
 
+/** Releases every session of a model; a release that fails does not stop the others (nor hide a load's error). */
 async function disposeModel(model: LoadedModel): Promise<void> {
-  await Promise.all([...Object.values(model.graphs).map((graph) => graph.dispose()), model.fusionParts?.dispose()]);
+  const released = await Promise.allSettled([...Object.values(model.graphs).map((graph) => graph.dispose()), model.fusionParts?.dispose()]);
+  const failed = released.find((result): result is PromiseRejectedResult => result.status === 'rejected');
+  if (failed) throw failed.reason;
 }
 
 function cancelled(flag?: SharedArrayBuffer): boolean {

@@ -22,7 +22,8 @@ export const DEFAULT_TOP_K = 5;
 export class VleVqa extends VisionModelBase {
   /**
    * How the fusion graph runs: as two parts, the image part's outputs (`handoff`) cached per image in each worker,
-   * or whole, and why (`fusionCacheBytes: 0`, a graph file with its weights inside, a graph with nothing to cut).
+   * or whole, and why (`fusionCacheBytes: 0`, a graph file over 256 MiB, a graph with nothing to cut). With
+   * `workers` over 1 this is the first worker's; the others open the same files the same way on their first question.
    */
   readonly fusionImageCache: { handoff: readonly string[] } | { whole: string };
 

@@ -68,6 +68,14 @@ describe('splitImageWork', () => {
     expect(image.node!.map((item) => item.output![0])).toEqual(['W2', 'a', 'b', 'c']);
     const text = decode(split.textPart({ c: { type: 'float32', shape: [1, 4] } }));
     expect(text.input!.map((input) => input.name)).toEqual(['text', 'c']);
+    // The handed-over input keeps onnxruntime's element type and rank; unknown sizes stay unknown, not a shared name.
+    const dims = (types: Parameters<typeof split.textPart>[0]) =>
+      decode(split.textPart(types)).input![1]!.type!.tensorType!.shape?.dim?.map((dim) => (dim.dimParam ? dim.dimParam : dim.dimValue === undefined || dim.dimValue === null ? '?' : Number(dim.dimValue)));
+    expect(dims({ c: { type: 'float32', shape: [1, 4] } })).toEqual([1, 4]);
+    expect(dims({ c: { type: 'float32', shape: ['batch', '', -1] } })).toEqual(['batch', '?', '?']);
+    expect(dims({ c: { type: 'float32', shape: [] } })).toBeUndefined();
+    expect(decode(split.textPart({ c: { type: 'int64' } })).input![1]!.type!.tensorType!.elemType).toBe(onnx.TensorProto.DataType.INT64);
+    expect(() => split.textPart({ c: { type: 'bool' } })).toThrow(/no usable element type/);
     expect(text.node!.map((item) => item.output![0])).toEqual(['W2', 't', 'out']);
     expect(text.initializer!.map((item) => item.name)).toEqual(['W']);
     expect(split.nodes).toEqual({ image: 4, text: 3 });

@@ -21,9 +21,6 @@ export const MAX_SPLIT_GRAPH_BYTES = 256 * 1024 * 1024;
 /** The image part's outputs for one image: what the text part reads besides the question. */
 export type ImageState = Record<string, TensorData>;
 
-/** Why the fusion graph runs whole: caching off, or why it was not split (a reason of splitImageWork, or an error). */
-export type WholeReason = string;
-
 export class FusionParts {
   private constructor(
     readonly imagePart: OnnxGraph,
@@ -38,7 +35,7 @@ export class FusionParts {
    * reject. Nothing here fails the model's load: the caller opens the graph whole instead, and that load reports
    * whatever is wrong with the graph itself.
    */
-  static async open(name: string, file: GraphFile, session: GraphSessionOptions, cacheBytes: number): Promise<FusionParts | { whole: WholeReason }> {
+  static async open(name: string, file: GraphFile, session: GraphSessionOptions, cacheBytes: number): Promise<FusionParts | { whole: string }> {
     if (!(cacheBytes > 0)) return { whole: 'fusionCacheBytes is 0' };
     if (!Number.isSafeInteger(cacheBytes)) return { whole: `fusionCacheBytes must be a whole number of bytes, got ${cacheBytes}` };
     let split: ReturnType<typeof splitImageWork>;
@@ -87,10 +84,6 @@ export class FusionParts {
   async logits(inputs: Record<string, TensorData>, state: ImageState): Promise<Float32Array> {
     const outputs = await this.textPart.run({ ...inputs, ...state }, ['logits']);
     return outputs.logits!.data as Float32Array;
-  }
-
-  get cachedBytes(): number {
-    return this.cache.calculatedSize;
   }
 
   async dispose(): Promise<void> {

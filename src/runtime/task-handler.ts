@@ -10,6 +10,7 @@ import { int64Tensor, OnnxGraph, type TensorData } from './onnx-session.js';
 import type {
   CaptionTask,
   CaptionTaskResult,
+  GraphFile,
   LoadTaskResult,
   VqaTask,
   VqaTaskResult,
@@ -45,17 +46,14 @@ async function openModel(model: WorkerModelSpec): Promise<LoadedModel> {
   // Every graph opens at once; on a failure, wait for the others and release what did open.
   const results = await Promise.allSettled(
     Object.entries(model.graphs).map(async ([name, file]) => {
-      if (model.kind === 'vle-vqa' && name === 'fusion' && (model.fusionCacheBytes ?? 0) > 0) {
-        // Loaded only here (it brings onnx-proto and lru-cache), the worker's one dynamic import (nodejs/node#52187).
-        const { FusionParts } = await import('./fusion-parts.js');
-        const parts = await FusionParts.open(name, file, model.session, model.fusionCacheBytes!);
-        if ('whole' in parts) opened.fusionWhole = parts.whole;
-        else {
+      if (model.kind === 'vle-vqa' && name === 'fusion') {
+        const parts = await openFusionParts(name, file, model);
+        if (!('whole' in parts)) {
           opened.fusionParts = parts;
           return;
         }
+        opened.fusionWhole = parts.whole;
       }
-      if (model.kind === 'vle-vqa' && name === 'fusion' && opened.fusionWhole === undefined) opened.fusionWhole = 'fusionCacheBytes is 0';
       opened.graphs[name] = await OnnxGraph.create(file.path, { name, ...file }, model.session);
     }),
   );
@@ -65,6 +63,15 @@ async function openModel(model: WorkerModelSpec): Promise<LoadedModel> {
     throw failed.reason;
   }
   return opened;
+}
+
+/** VLE's fusion graph as its two parts, or why it runs whole. */
+async function openFusionParts(name: string, file: GraphFile, model: WorkerModelSpec): Promise<FusionParts | { whole: string }> {
+  const cacheBytes = model.fusionCacheBytes ?? 0;
+  if (cacheBytes <= 0) return { whole: 'fusionCacheBytes is 0' };
+  // Loaded only here (it brings onnx-proto and lru-cache), the worker's one dynamic import (nodejs/node#52187).
+  const { FusionParts } = await import('./fusion-parts.js');
+  return FusionParts.open(name, file, model.session, cacheBytes);
 }
 
 /** Releases every session of a model; a release that fails does not stop the others (nor hide a load's error). */
